@@ -29,7 +29,7 @@ class StudentArch(_Spec):
     ffn: int = Field(1536, ge=8, le=32768, description="Feed-forward (intermediate) size.")
     init: Literal["teacher-layers", "random"] = Field(
         "teacher-layers",
-        description="Copy the teacher's embeddings and evenly spaced layers where shapes match (DistilBERT-style).",
+        description="Copy the teacher's embeddings and evenly spaced layers where shapes match (DistilBERT).",
     )
 
     @model_validator(mode="after")
@@ -82,14 +82,18 @@ class IntermediateSpec(_Spec):
                 f"objective {self.name} works on {sorted(obj.supports)} features, not {self.features!r}"
             )
         if (self.alpha is not None) != (self.name == "mi_alpha"):
-            raise ValueError("alpha is the MI-α interpolation weight: set it for mi_alpha and only for mi_alpha")
+            raise ValueError(
+                "alpha is the MI-α interpolation weight: set it for mi_alpha and only for mi_alpha"
+            )
         return self
 
 
 class Augmentation(_Spec):
     """Data augmentation: `copies` augmented copies of the training set, each op applied with prob. `p`."""
 
-    ops: list[str] = Field(default_factory=list, description="Registered text augmentations, applied in order.")
+    ops: list[str] = Field(
+        default_factory=list, description="Registered text augmentations, applied in order."
+    )
     p: float = Field(0.1, ge=0, le=1, description="Per-word probability of each op.")
     copies: int = Field(0, ge=0, le=16, description="Augmented copies of the training set (0 = none).")
     mixup: float = Field(0.0, ge=0, le=10, description="Beta(α, α) mixup on embeddings; 0 = off.")

@@ -1,0 +1,134 @@
+"""Students: BERT-style encoders built from a ``StudentArch`` that share the teacher's tokenizer."""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from transformers import BertConfig, BertForSequenceClassification, PreTrainedModel
+
+from distill.pipeline import StudentArch
+
+_LAYER = re.compile(r"\.layer\.(\d+)\.")
+
+
+def student_config(arch: StudentArch, teacher: PreTrainedModel, *, eager: bool = False) -> BertConfig:
+    """A BERT config for ``arch`` with the teacher's vocabulary, positions and labels."""
+    t = teacher.config
+    cfg = BertConfig(
+        vocab_size=t.vocab_size,
+        hidden_size=arch.hidden,
+        num_hidden_layers=arch.layers,
+        num_attention_heads=arch.heads,
+        intermediate_size=arch.ffn,
+        max_position_embeddings=t.max_position_embeddings,
+        type_vocab_size=getattr(t, "type_vocab_size", 2),
+        pad_token_id=t.pad_token_id,
+        num_labels=t.num_labels,
+        id2label=dict(t.id2label),
+        label2id=dict(t.label2id),
+    )
+    cfg._attn_implementation = "eager" if eager else "sdpa"
+    return cfg
+
+
+def teacher_layer_for(student_layer: int, n_student: int, n_teacher: int) -> int:
+    """Evenly spaced teacher layer a student layer copies (DistilBERT takes every other layer)."""
+    if n_student >= n_teacher:
+        return min(student_layer, n_teacher - 1)
+    step = n_teacher / n_student
+    return min(n_teacher - 1, round((student_layer + 1) * step) - 1)
+
+
+@dataclass(frozen=True)
+class InitReport:
+    copied: int  # parameters (tensors) copied from the teacher
+    total: int
+
+    def __str__(self) -> str:
+        return f"{self.copied}/{self.total} tensors copied from the teacher"
+
+
+def init_from_teacher(student: PreTrainedModel, teacher: PreTrainedModel) -> InitReport:
+    """Copy every teacher tensor whose (layer-remapped) name and shape match; leave the rest random."""
+    n_s, n_t = student.config.num_hidden_layers, teacher.config.num_hidden_layers
+    t_state = teacher.state_dict()
+    copied, total = 0, 0
+    with torch.no_grad():
+        for name, param in student.state_dict().items():
+            total += 1
+            src = _LAYER.sub(lambda m: f".layer.{teacher_layer_for(int(m[1]), n_s, n_t)}.", name)
+            tensor = t_state.get(src)
+            if tensor is not None and tensor.shape == param.shape:
+                param.copy_(tensor)
+                copied += 1
+    return InitReport(copied, total)
+
+
+def build_student(
+    arch: StudentArch, teacher: PreTrainedModel, *, eager: bool = False, seed: int = 0
+) -> tuple[BertForSequenceClassification, InitReport]:
+    """A fresh student for ``arch``, copying teacher tensors where ``arch.init`` asks and shapes allow."""
+    torch.manual_seed(seed)
+    student = BertForSequenceClassification(student_config(arch, teacher, eager=eager))
+    report = init_from_teacher(student, teacher) if arch.init == "teacher-layers" else InitReport(0, 0)
+    return student, report
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@torch.no_grad()
+def cpu_latency_ms(model: PreTrainedModel, seq_len: int = 64, batch: int = 1, runs: int = 20) -> float:
+    """Median CPU latency (ms) of one forward pass on a ``batch × seq_len`` input, after warm-up."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.to("cpu").eval()
+    ids = torch.randint(1000, 2000, (batch, seq_len))
+    mask = torch.ones_like(ids)
+    for _ in range(3):
+        model(input_ids=ids, attention_mask=mask)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        model(input_ids=ids, attention_mask=mask)
+        times.append((time.perf_counter() - t0) * 1000)
+    model.to(device).train(was_training)
+    return statistics.median(times)
+
+
+@dataclass
+class ForwardOut:
+    logits: Tensor
+    pooled: Tensor
+    hidden_states: tuple[Tensor, ...] | None
+    attentions: tuple[Tensor, ...] | None
+
+
+def forward_features(
+    model: PreTrainedModel,
+    *,
+    attention_mask: Tensor,
+    input_ids: Tensor | None = None,
+    inputs_embeds: Tensor | None = None,
+    token_type_ids: Tensor | None = None,
+    hidden: bool = False,
+    attentions: bool = False,
+) -> ForwardOut:
+    """Run a BERT-style classifier, returning logits plus the pooled feature its classifier reads."""
+    out = model.base_model(
+        input_ids=input_ids,
+        inputs_embeds=inputs_embeds,
+        attention_mask=attention_mask,
+        token_type_ids=token_type_ids,
+        output_hidden_states=hidden,
+        output_attentions=attentions,
+    )
+    pooled = out.pooler_output if out.pooler_output is not None else out.last_hidden_state[:, 0]
+    logits = model.classifier(model.dropout(pooled))
+    return ForwardOut(logits, pooled, out.hidden_states, out.attentions)

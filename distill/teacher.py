@@ -1,0 +1,147 @@
+"""Teachers: a Hugging Face sequence-classification folder, or a base encoder fine-tuned once and cached."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from distill.data import TextTask
+from distill.hf import load_classifier, load_tokenizer
+from distill.student import count_params
+
+
+@dataclass
+class Teacher:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    source: str
+    fingerprint: str
+
+    @property
+    def labels(self) -> list[str]:
+        cfg = self.model.config
+        return [cfg.id2label[i] for i in range(cfg.num_labels)]
+
+    @property
+    def num_layers(self) -> int:
+        return self.model.config.num_hidden_layers
+
+    @property
+    def num_params(self) -> int:
+        return count_params(self.model)
+
+    def describe(self) -> dict[str, object]:
+        cfg = self.model.config
+        return {
+            "source": self.source,
+            "model_type": cfg.model_type,
+            "layers": cfg.num_hidden_layers,
+            "hidden": cfg.hidden_size,
+            "heads": cfg.num_attention_heads,
+            "params": self.num_params,
+            "labels": self.labels,
+        }
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """Cheap content fingerprint of a model folder: config plus size and edges of each weight file."""
+    h = hashlib.sha256((folder / "config.json").read_bytes())
+    for f in sorted(folder.glob("*.safetensors")):
+        size = f.stat().st_size
+        h.update(f"{f.name}:{size}".encode())
+        with f.open("rb") as fh:
+            h.update(fh.read(1 << 20))
+            fh.seek(max(0, size - (1 << 20)))
+            h.update(fh.read(1 << 20))
+    return h.hexdigest()[:16]
+
+
+def load_teacher(source: str | Path, *, eager: bool = True) -> Teacher:
+    """Load a fine-tuned teacher (local folder or Hub id). Refuses pickled weights and remote code.
+
+    ``eager`` attention is needed for attention maps; it is what the cache of teacher outputs uses.
+    """
+    attn = "eager" if eager else "sdpa"
+    model = load_classifier(source, attn_implementation=attn)
+    model.eval()
+    path = Path(source)
+    fp = folder_fingerprint(path) if path.is_dir() else hashlib.sha256(str(source).encode()).hexdigest()[:16]
+    return Teacher(model, load_tokenizer(source), str(source), fp)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """How a base encoder becomes a teacher. Part of the cache key."""
+
+    epochs: int = 2
+    lr: float = 5e-5
+    batch_size: int = 32
+    max_length: int = 64
+    seed: int = 0
+
+
+def finetune_teacher(
+    base: str | Path,
+    task: TextTask,
+    cache_root: Path,
+    cfg: FinetuneConfig = FinetuneConfig(),
+    *,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> Teacher:
+    """Fine-tune ``base`` on ``task`` once; later calls with the same inputs load the cached folder."""
+    from distill.engine import encode_fixed
+    from distill.export import save_model
+    from distill.pipeline import LogitLossSpec, Pipeline, Training
+    from distill.trainer import train_model
+
+    base_fp = folder_fingerprint(Path(base)) if Path(base).is_dir() else str(base)
+    key_blob = json.dumps([base_fp, task.fingerprint(), cfg.__dict__], sort_keys=True)
+    folder = cache_root / f"{task.name}-{hashlib.sha256(key_blob.encode()).hexdigest()[:12]}"
+    if (folder / "config.json").is_file():
+        log(f"teacher: reusing the cached fine-tuned teacher in {folder}")
+        return load_teacher(folder)
+
+    log(f"teacher: fine-tuning {base} on {task.name} ({len(task.train)} examples, {cfg.epochs} epochs)")
+    labels = task.labels
+    model = load_classifier(
+        base,
+        num_labels=task.num_labels,
+        id2label=dict(enumerate(labels)),
+        label2id={name: i for i, name in enumerate(labels)},
+    )
+    tokenizer = load_tokenizer(base)
+    recipe = Pipeline(
+        loss=LogitLossSpec(name="ce_only", kd_weight=0.0),
+        training=Training(
+            lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size, max_length=cfg.max_length, seed=cfg.seed
+        ),
+    )
+    identity = torch.arange(task.num_labels)
+    train = encode_fixed(task.train, tokenizer, cfg.max_length, identity)
+    val = encode_fixed(task.validation, tokenizer, cfg.max_length, identity)
+    result = train_model(model, train, val, recipe, progress=progress, desc="teacher fine-tuning")
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_model(
+        model,
+        tokenizer,
+        tmp,
+        card={
+            "role": "teacher",
+            "base": str(base),
+            "task": task.name,
+            "metrics": result.final,
+            "finetune": cfg.__dict__,
+        },
+    )
+    tmp.rename(folder)  # atomic: a half-written teacher is never picked up
+    log(f"teacher: validation accuracy {result.final['accuracy']:.4f}, saved to {folder}")
+    return load_teacher(folder)

@@ -1,0 +1,45 @@
+"""Shared fixtures: a real (small) teacher fine-tuned once per test session from the shipped MiniLM."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("autodistiller-home")
+    os.environ["AUTODISTILLER_HOME"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def rt_small():
+    """A stratified 800/200 subset of the real Rotten Tomatoes corpus."""
+    from distill.data import load_task
+
+    return load_task("rotten_tomatoes").subset(800, 200, seed=0)
+
+
+@pytest.fixture(scope="session")
+def teacher_cfg():
+    from distill.teacher import FinetuneConfig
+
+    return FinetuneConfig(epochs=2, lr=1e-4, batch_size=16, max_length=32)
+
+
+@pytest.fixture(scope="session")
+def teacher(home: Path, rt_small, teacher_cfg):
+    """MiniLM fine-tuned for two short epochs on ``rt_small``: a real, if modest, teacher."""
+    from distill.assets import minilm_dir
+    from distill.teacher import finetune_teacher
+
+    return finetune_teacher(
+        minilm_dir(), rt_small, home / "teachers", teacher_cfg, progress=False, log=lambda _: None
+    )
