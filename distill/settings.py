@@ -9,12 +9,18 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Settings:
-    home: Path  # caches: fine-tuned teachers, teacher outputs, exported students
+    """``AUTODISTILLER_HOME``: the data folder (caches, uploads, exported students, the embedded SQLite DB).
+    ``AUTODISTILLER_DATABASE_URL``: SQLAlchemy URL of the trial database (default: SQLite in the home).
+    """
+
+    home: Path
+    database_url: str
 
     @classmethod
     def from_env(cls) -> Settings:
-        home = os.environ.get("AUTODISTILLER_HOME") or Path.home() / ".cache" / "autodistiller"
-        return cls(home=Path(home).expanduser())
+        home = Path(os.environ.get("AUTODISTILLER_HOME") or Path.home() / ".cache" / "autodistiller").expanduser()
+        url = os.environ.get("AUTODISTILLER_DATABASE_URL") or f"sqlite:///{home / 'autodistiller.db'}"
+        return cls(home=home, database_url=url)
 
     @property
     def teachers(self) -> Path:

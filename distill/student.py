@@ -56,10 +56,10 @@ class InitReport:
 def init_from_teacher(student: PreTrainedModel, teacher: PreTrainedModel) -> InitReport:
     """Copy every teacher tensor whose (layer-remapped) name and shape match; leave the rest random."""
     n_s, n_t = student.config.num_hidden_layers, teacher.config.num_hidden_layers
-    t_state = teacher.state_dict()
+    t_state = dict(teacher.named_parameters())
     copied, total = 0, 0
     with torch.no_grad():
-        for name, param in student.state_dict().items():
+        for name, param in student.named_parameters():
             total += 1
             src = _LAYER.sub(lambda m: f".layer.{teacher_layer_for(int(m[1]), n_s, n_t)}.", name)
             tensor = t_state.get(src)
