@@ -18,7 +18,8 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        home = Path(os.environ.get("AUTODISTILLER_HOME") or Path.home() / ".cache" / "autodistiller").expanduser()
+        default_home = Path.home() / ".cache" / "autodistiller"
+        home = Path(os.environ.get("AUTODISTILLER_HOME") or default_home).expanduser()
         url = os.environ.get("AUTODISTILLER_DATABASE_URL") or f"sqlite:///{home / 'autodistiller.db'}"
         return cls(home=home, database_url=url)
 
