@@ -46,27 +46,56 @@ def teacher_layer_for(student_layer: int, n_student: int, n_teacher: int) -> int
 
 @dataclass(frozen=True)
 class InitReport:
-    copied: int  # parameters (tensors) copied from the teacher
+    copied: int  # parameter tensors copied from the teacher
     total: int
+    projected: int = 0  # embedding tables projected onto the teacher's principal directions
 
     def __str__(self) -> str:
-        return f"{self.copied}/{self.total} tensors copied from the teacher"
+        return f"{self.copied}/{self.total} tensors copied, {self.projected} projected from the teacher"
+
+
+def principal_directions(embeddings: Tensor, k: int) -> Tensor:
+    """``(H, k)``: the top-``k`` principal directions of the rows of ``embeddings`` ``(V, H)``."""
+    centered = embeddings - embeddings.mean(0)
+    _, _, vh = torch.linalg.svd(centered, full_matrices=False)
+    return vh[:k].T
 
 
 def init_from_teacher(student: PreTrainedModel, teacher: PreTrainedModel) -> InitReport:
-    """Copy every teacher tensor whose (layer-remapped) name and shape match; leave the rest random."""
+    """Copy every teacher tensor whose (layer-remapped) name and shape match; leave the rest random.
+
+    A narrower student's embedding tables (word, position, token type) are the teacher's projected onto
+    the top principal directions of its word embeddings, so even a narrow student starts with a lexicon.
+    """
     n_s, n_t = student.config.num_hidden_layers, teacher.config.num_hidden_layers
     t_state = dict(teacher.named_parameters())
-    copied, total = 0, 0
+    copied, projected, total = 0, 0, 0
+    basis: Tensor | None = None
     with torch.no_grad():
         for name, param in student.named_parameters():
             total += 1
             src = _LAYER.sub(lambda m: f".layer.{teacher_layer_for(int(m[1]), n_s, n_t)}.", name)
             tensor = t_state.get(src)
-            if tensor is not None and tensor.shape == param.shape:
+            if tensor is None:
+                continue
+            if tensor.shape == param.shape:
                 param.copy_(tensor)
                 copied += 1
-    return InitReport(copied, total)
+            elif (
+                _is_embedding_table(name)
+                and tensor.shape[0] == param.shape[0]
+                and param.shape[1] < tensor.shape[1]
+            ):
+                if basis is None:
+                    words = teacher.get_input_embeddings().weight.detach().float()
+                    basis = principal_directions(words, student.config.hidden_size)
+                param.copy_(tensor.float() @ basis)
+                projected += 1
+    return InitReport(copied, total, projected)
+
+
+def _is_embedding_table(name: str) -> bool:
+    return name.endswith("_embeddings.weight")
 
 
 def build_student(

@@ -10,7 +10,13 @@ import torch
 from distill.assets import minilm_dir
 from distill.hf import ModelError, check_model_folder, load_classifier
 from distill.pipeline import StudentArch
-from distill.student import build_student, count_params, cpu_latency_ms, teacher_layer_for
+from distill.student import (
+    build_student,
+    count_params,
+    cpu_latency_ms,
+    principal_directions,
+    teacher_layer_for,
+)
 
 
 @pytest.fixture(scope="module")
@@ -70,16 +76,19 @@ def test_teacher_layers_are_evenly_spaced():
 def test_student_copies_teacher_tensors_where_shapes_match(base):
     student, report = build_student(StudentArch(layers=2, hidden=384, heads=12, ffn=1536), base)
     t, s = base.state_dict(), student.state_dict()
-    assert torch.equal(
-        s["bert.embeddings.word_embeddings.weight"], t["bert.embeddings.word_embeddings.weight"]
-    )
+    words = "bert.embeddings.word_embeddings.weight"
+    assert torch.equal(s[words], t[words])
     assert torch.equal(
         s["bert.encoder.layer.1.output.dense.weight"], t["bert.encoder.layer.5.output.dense.weight"]
     )
     assert report.copied == report.total  # same width: every tensor, the classifier too
 
-    # narrower: only the classifier bias (one value per label) still matches
+    # narrower: only the classifier bias (one value per label) still matches; embeddings are projected
     narrow, report = build_student(StudentArch(layers=2, hidden=128, heads=4, ffn=512), base)
+    assert report.projected == 3
+    basis = principal_directions(t[words], 128)
+    assert torch.allclose(narrow.state_dict()[words], t[words] @ basis, atol=1e-5)
+    assert torch.allclose(basis.T @ basis, torch.eye(128), atol=1e-4)  # orthonormal directions
     assert report.copied == 1 and count_params(narrow) < count_params(student) < count_params(base)
     rand, report = build_student(StudentArch(layers=2, init="random"), base)
     assert report.copied == 0 and not torch.equal(
