@@ -56,8 +56,14 @@ def _with_teacher(
     cache_dir: Path | None,
     progress: bool,
     desc: str,
+    shared: TeacherOutputs | None = None,
 ) -> TrainData:
     inter = criterion.inter
+    hidden = inter.teacher_hidden_layers if inter else ()
+    attention = inter.teacher_attention_layers if inter else ()
+    if shared is not None:
+        data.teacher = shared.only(hidden, attention)
+        return data
     enc = {
         "input_ids": data.input_ids,
         "attention_mask": data.attention_mask,
@@ -66,8 +72,8 @@ def _with_teacher(
     data.teacher = teacher_outputs(
         teacher,
         enc,
-        hidden_layers=inter.teacher_hidden_layers if inter else (),
-        attention_layers=inter.teacher_attention_layers if inter else (),
+        hidden_layers=hidden,
+        attention_layers=attention,
         cache_dir=cache_dir,
         progress=progress,
         desc=desc,
@@ -105,8 +111,13 @@ def distill_student(
     progress: bool = True,
     device: str | None = None,
     measure_latency: bool = True,
+    outputs: TeacherOutputs | None = None,
 ) -> DistillResult:
-    """Build the pipeline's student, train it against the (cached) teacher outputs, measure it."""
+    """Build the pipeline's student, train it against the (cached) teacher outputs, measure it.
+
+    ``outputs``: teacher outputs already computed for ``task.train`` at this ``max_length`` (a search
+    computes them once per job and shares them with every trial); they must hold the layers it needs.
+    """
     tr = pipeline.training
     label_map = torch.tensor(check_label_compatibility(task, teacher.labels, len(teacher.labels)))
     wants_attn = pipeline.intermediate.name != "none" and pipeline.intermediate.features != "hidden"
@@ -123,7 +134,13 @@ def distill_student(
     if criterion.uses_teacher:
         parts = [
             _with_teacher(
-                p, teacher, criterion, cache_dir, progress, "teacher outputs" + (f" (copy {i})" if i else "")
+                p,
+                teacher,
+                criterion,
+                cache_dir,
+                progress,
+                "teacher outputs" + (f" (copy {i})" if i else ""),
+                shared=outputs if i == 0 else None,
             )
             for i, p in enumerate(parts)
         ]

@@ -36,6 +36,16 @@ class TeacherOutputs:
             {k: v[idx, :, :length, :length].float() for k, v in self.attentions.items()},
         )
 
+    def only(self, hidden: Iterable[int], attentions: Iterable[int]) -> TeacherOutputs:
+        """The same outputs restricted to some layers; a missing layer is an error."""
+        missing = [f"hidden {i}" for i in hidden if i not in self.hidden]
+        missing += [f"attention {i}" for i in attentions if i not in self.attentions]
+        if missing:
+            raise ValueError(f"shared teacher outputs lack {', '.join(missing)}")
+        return TeacherOutputs(
+            self.logits, {i: self.hidden[i] for i in hidden}, {i: self.attentions[i] for i in attentions}
+        )
+
     def mixed(self, perm: Tensor, lam: float) -> TeacherOutputs:
         """Mixup targets: every output mixed like the inputs (features of a mixed input are approximated)."""
         return TeacherOutputs(

@@ -98,3 +98,31 @@ def test_augmented_copies_get_their_own_teacher_outputs(teacher, rt_small):
     res = distill_student(rt_small, teacher, pipe, progress=False, measure_latency=False)
     assert res.metrics["accuracy"] > 0.4
     assert torch.isfinite(torch.tensor(res.metrics["train_loss"]))
+
+
+def test_shared_outputs_are_used_not_recomputed(teacher, rt_small, monkeypatch):
+    from distill import teacher_outputs as to
+    from distill.engine import encode_fixed
+
+    data = encode_fixed(rt_small.train, teacher.tokenizer, TRAIN.max_length, torch.arange(2))
+    enc = {
+        "input_ids": data.input_ids,
+        "attention_mask": data.attention_mask,
+        "token_type_ids": data.token_type_ids,
+    }
+    shared = to.teacher_outputs(teacher, enc, hidden_layers=range(7), progress=False)
+    clear_memory_cache()
+    monkeypatch.setattr(to, "_compute", lambda *a: pytest.fail("teacher ran although outputs were shared"))
+    one_epoch = TRAIN.model_copy(update={"epochs": 1})
+    pipe = Pipeline(
+        student=SMALL, training=one_epoch, intermediate=IntermediateSpec(name="cosine", mapping="emd")
+    )
+    res = distill_student(rt_small, teacher, pipe, outputs=shared, progress=False, measure_latency=False)
+    assert res.metrics["accuracy"] > 0.4
+    attn = Pipeline(
+        student=SMALL,
+        training=one_epoch,
+        intermediate=IntermediateSpec(name="attention", features="attention"),
+    )
+    with pytest.raises(ValueError, match="lack attention"):
+        distill_student(rt_small, teacher, attn, outputs=shared, progress=False, measure_latency=False)
