@@ -1,0 +1,62 @@
+"""Alembic environment: migrates the trial database (service.db.models) on SQLite or PostgreSQL.
+
+The URL comes from, in order: an open connection handed over in ``config.attributes["connection"]``
+(``service.db.upgrade``), the ``sqlalchemy.url`` main option, or the settings (``AUTODISTILLER_DATABASE_URL``,
+else SQLite in ``AUTODISTILLER_HOME``) — so ``alembic upgrade head`` at the repository root just works.
+"""
+
+from __future__ import annotations
+
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy import Connection
+
+from distill.settings import Settings
+from service.db.models import Base
+from service.db.session import make_engine
+
+config = context.config
+if config.config_file_name:  # the alembic CLI with alembic.ini; the service configures its own logging
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+target_metadata = Base.metadata
+
+
+def _configure(**kwargs: object) -> None:
+    context.configure(
+        target_metadata=target_metadata,
+        render_as_batch=True,  # SQLite can only ALTER by copying the table: let autogenerate use batch mode
+        compare_type=True,
+        **kwargs,
+    )
+
+
+def _run(connection: Connection) -> None:
+    _configure(connection=connection)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def main() -> None:
+    url = config.get_main_option("sqlalchemy.url") or Settings.from_env().database_url
+    if context.is_offline_mode():
+        _configure(url=url, literal_binds=True, dialect_opts={"paramstyle": "named"})
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "sqlite":  # table rebuilds must not cascade (see service.db.session)
+                conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                conn.commit()
+            _run(conn)
+    finally:
+        engine.dispose()
+
+
+main()
