@@ -100,6 +100,55 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _job_spec(args: argparse.Namespace):
+    from service.schemas import DatasetRef, JobBudget, JobSpec, TeacherRef
+
+    return JobSpec(
+        dataset=DatasetRef(
+            source=args.dataset,
+            text_column=args.text_column,
+            text_pair_column=args.text_pair_column,
+            label_column=args.label_column,
+            max_train=args.max_train,
+            max_val=args.max_val,
+            seed=args.seed,
+        ),
+        teacher=TeacherRef(path=args.teacher) if args.teacher else TeacherRef(base=args.base or "minilm"),
+        budget=JobBudget(
+            trials=args.trials,
+            wall_seconds=args.wall_seconds,
+            concurrency=args.concurrency,
+            cpus_per_trial=args.cpus_per_trial,
+            space=args.space,
+            max_length=args.max_length,
+            objectives=args.objectives.split(","),
+            max_params=args.max_params,
+            max_latency_ms=args.max_latency_ms,
+            seed=args.seed,
+        ),
+    )
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from workers.run import run_job_in_process
+
+    job = run_job_in_process(_job_spec(args), ray_address=args.ray_address)
+    return 0 if job.state == "finished" else 1
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import logging
+
+    from workers.worker import Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    worker = Worker(ray_address=args.ray_address, stale_after_s=args.stale_after)
+    print(f"worker {worker.worker_id}: waiting for jobs in {worker.settings.database_url}", flush=True)
+    n = worker.run(once=args.once)
+    print(f"worker {worker.worker_id}: processed {n} job(s)")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from distill.demo import run_demo
 
@@ -131,6 +180,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--max-length", type=int, default=64)
     p.set_defaults(fn=cmd_teacher)
+
+    p = sub.add_parser(
+        "search", help="search the KD pipeline space for a dataset and teacher (in-process worker)"
+    )
+    _add_data_args(p)
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--teacher", help="fine-tuned HF model folder (safetensors) or Hub id")
+    who.add_argument(
+        "--base", help="base encoder to fine-tune into the teacher (default: the shipped MiniLM)"
+    )
+    p.add_argument("--trials", type=int, default=12, help="trials in all, the 2 reference trials included")
+    p.add_argument("--wall-seconds", type=float, default=None)
+    p.add_argument("--concurrency", type=int, default=1)
+    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument("--space", choices=["default", "small"], default="default")
+    p.add_argument("--max-length", type=int, default=64)
+    p.add_argument(
+        "--objectives", default="accuracy", help="accuracy[,params|,latency_ms] (NSGA-II if several)"
+    )
+    p.add_argument(
+        "--max-params", type=int, default=None, help="every student has at most this many parameters"
+    )
+    p.add_argument("--max-latency-ms", type=float, default=None, help="every student's CPU latency bound")
+    p.add_argument("--ray-address", default=None, help="join a Ray cluster (default: start Ray in-process)")
+    p.set_defaults(fn=cmd_search)
+
+    p = sub.add_parser("worker", help="claim queued jobs from the database and run them")
+    p.add_argument("--ray-address", default=None, help="join a Ray cluster (default: start Ray in-process)")
+    p.add_argument("--once", action="store_true", help="exit when no job is left")
+    p.add_argument(
+        "--stale-after", type=float, default=30.0, help="seconds without heartbeat before a job is taken over"
+    )
+    p.set_defaults(fn=cmd_worker)
 
     p = sub.add_parser("components", help="list every registered loss, objective and augmentation")
     p.add_argument("--json", action="store_true")

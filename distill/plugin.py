@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 from collections.abc import Mapping
 from typing import ClassVar
@@ -38,3 +39,29 @@ def import_submodules(package: str) -> None:
     for info in pkgutil.iter_modules(pkg.__path__):
         if not info.name.startswith("_") and info.name != "base":
             importlib.import_module(f"{package}.{info.name}")
+
+
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Import the user's plug-in files named in ``AUTODISTILLER_PLUGINS`` (``os.pathsep``-separated ``.py``
+    paths or module names), once per process. A plug-in registers its own losses, objectives or
+    augmentations with the usual decorators; every process that builds pipelines (search trials included)
+    loads the same list, so a custom method works on a cluster as it does locally.
+    """
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from distill.settings import Settings
+
+    for i, ref in enumerate(Settings.from_env().plugins):
+        if ref.endswith(".py"):
+            spec = importlib.util.spec_from_file_location(f"autodistiller_plugin_{i}", ref)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load plug-in file {ref}")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        else:
+            importlib.import_module(ref)

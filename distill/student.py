@@ -112,6 +112,12 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def estimate_params(arch: StudentArch, teacher: PreTrainedModel) -> int:
+    """Parameters of the student ``arch`` would build, without allocating it."""
+    with torch.device("meta"):
+        return count_params(BertForSequenceClassification(student_config(arch, teacher)))
+
+
 @torch.no_grad()
 def cpu_latency_ms(model: PreTrainedModel, seq_len: int = 64, batch: int = 1, runs: int = 20) -> float:
     """Median CPU latency (ms) of one forward pass on a ``batch × seq_len`` input, after warm-up."""

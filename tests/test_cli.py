@@ -44,3 +44,24 @@ def test_bad_pipeline_is_a_clear_cli_error(tmp_path, capsys):
         ]
     )
     assert code == 2 and "No output loss `nope`" in capsys.readouterr().err
+
+
+def test_plugin_files_add_components(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    plugin = tmp_path / "my_loss.py"
+    plugin.write_text(
+        "from distill.losses import LOSSES, LogitLoss\n\n"
+        "@LOSSES.register('my_loss', 'a custom loss from a plug-in file')\n"
+        "class MyLoss(LogitLoss):\n"
+        "    def forward(self, x):\n"
+        "        return (x.student_logits - x.teacher_logits).abs().mean()\n"
+    )
+    env = {**os.environ, "AUTODISTILLER_PLUGINS": str(plugin)}
+    out = subprocess.run(
+        [sys.executable, "-m", "distill.cli", "components", "--json"], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["output losses"]["my_loss"] == "a custom loss from a plug-in file"

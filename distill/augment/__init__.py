@@ -2,8 +2,9 @@
 
 from distill.augment._mixup import draw_mixup, mix, mixup
 from distill.augment.base import AUGMENTATIONS, AugmentContext, AugmentOp, augment_examples
-from distill.plugin import import_submodules
+from distill.plugin import import_submodules, load_plugins
 
 import_submodules(__name__)
+load_plugins()
 
 __all__ = ["AUGMENTATIONS", "AugmentContext", "AugmentOp", "augment_examples", "draw_mixup", "mix", "mixup"]
