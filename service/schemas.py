@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from distill.pipeline import StudentArch
+from distill.pipeline import Pipeline, StudentArch
 
 
 class _Model(BaseModel):
@@ -70,6 +70,9 @@ class JobBudget(_Model):
     target_ratio: float | None = Field(None, gt=0, le=1.5, description="Wanted accuracy / teacher accuracy.")
     candidates: list[StudentArch] | None = Field(
         None, description="Student architectures (default: built-in)."
+    )
+    warm_start: list[Pipeline] = Field(
+        default_factory=list, description="Pipelines to evaluate first, after the two references."
     )
     seed: int = Field(0, ge=0)
 

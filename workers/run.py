@@ -1,0 +1,49 @@
+"""Run one job in this process with a live progress bar and leaderboard (``autodistiller search``/demo)."""
+
+from __future__ import annotations
+
+from tqdm.auto import tqdm
+
+from service.db import jobs
+from service.db.models import Job
+from service.schemas import JobSpec
+from workers.report import describe, leaderboard_table
+from workers.worker import Worker
+
+
+def run_job_in_process(spec: JobSpec, *, ray_address: str | None = None, top: int = 5) -> Job:
+    """Queue ``spec`` in the settings' database and run it with an in-process worker; print as it goes."""
+    worker = Worker(ray_address=ray_address)
+    job = jobs.create_job(worker.db, **spec.model_dump(mode="json"))
+    claimed = jobs.claim_job(worker.db, worker.worker_id, worker.stale_after_s, job_id=job.id)
+    assert claimed is not None, "a job just created is claimable"
+    bar = tqdm(total=spec.budget.trials, desc="search", unit="trial")
+
+    def on_trial(job_id: str) -> None:
+        j = jobs.get_job(worker.db, job_id)
+        bar.n = j.trials_done
+        bar.set_postfix(best=f"{j.best_accuracy:.4f}" if j.best_accuracy is not None else "-")
+        bar.refresh()
+        bar.write(leaderboard_table(jobs.leaderboard(worker.db, job_id, limit=top), j.teacher_accuracy))
+
+    worker.on_trial = on_trial
+    db_url = worker.settings.database_url
+    print(f"job {job.id}: {spec.budget.trials} trials on {spec.dataset.source} (database {db_url})")
+    worker.process(claimed)
+    bar.close()
+    job = jobs.get_job(worker.db, job.id)
+    print_summary(worker, job)
+    return job
+
+
+def print_summary(worker: Worker, job: Job) -> None:
+    print(f"\njob {job.id}: {job.state}" + (f" — {job.error}" if job.error else ""))
+    trials = jobs.leaderboard(worker.db, job.id, sort="-accuracy", limit=1000)
+    if not trials:
+        return
+    print(leaderboard_table(trials, job.teacher_accuracy))
+    rec = jobs.latest_recommendation(worker.db, job.id)
+    if rec is not None:
+        print(f"\nrecommended pipeline: {describe(rec.pipeline)}\n  why: {rec.why}")
+    for art in jobs.list_artifacts(worker.db, job.id, kind="student"):
+        print(f"  student: {worker.settings.home / art.path}")
