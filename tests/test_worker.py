@@ -1,0 +1,170 @@
+"""Workers end to end: real Ray, real Optuna, a real (tiny) teacher, SQLite and PostgreSQL.
+
+A search stores every trial; a crashing trial is recorded and the job still finishes; a worker killed with
+SIGKILL mid-search is replaced by a fresh one that keeps every finished trial and spends only what is left.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+from pg import pg_server  # noqa: F401  (session fixture)
+
+from distill.assets import minilm_dir
+from distill.data import load_task
+from distill.engine import encode_fixed
+from distill.export import save_model
+from distill.hf import load_tokenizer
+from distill.pipeline import LogitLossSpec, Pipeline, StudentArch, Training
+from distill.settings import Settings
+from distill.trainer import train_model
+from search.tune import ensure_ray
+from service.db import jobs
+from service.schemas import DatasetRef, JobBudget, JobSpec, TeacherRef
+from workers.worker import Worker
+
+pytestmark = pytest.mark.slow
+
+CRASH_PLUGIN = """
+from distill.losses import LOSSES, LogitLoss
+
+
+@LOSSES.register("crash", "always fails, like a trial that runs out of memory")
+class Crash(LogitLoss):
+    def forward(self, x):
+        raise RuntimeError("CUDA out of memory (simulated by the crash plug-in)")
+"""
+TINY = [StudentArch(layers=1, hidden=32, heads=2, ffn=64), StudentArch(layers=2, hidden=32, heads=2, ffn=64)]
+
+
+@pytest.fixture(scope="module")
+def plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A user plug-in registering a loss that crashes; loaded here and, through the env, in Ray's workers."""
+    import importlib.util
+
+    path = tmp_path_factory.mktemp("plugins") / "crash.py"
+    path.write_text(CRASH_PLUGIN)
+    spec = importlib.util.spec_from_file_location("crash_plugin", path)
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    os.environ["AUTODISTILLER_PLUGINS"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ray_local(plugin: Path):
+    import ray
+
+    ensure_ray(num_cpus=2)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 64-wide BERT teacher with MiniLM's vocabulary, fine-tuned briefly on Rotten Tomatoes."""
+    task = load_task("rotten_tomatoes").subset(400, 100, seed=1)
+    tok = load_tokenizer(minilm_dir())
+    cfg = transformers.BertConfig(
+        vocab_size=tok.vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=128, max_position_embeddings=64, num_labels=2,
+        id2label={0: "rotten", 1: "fresh"}, label2id={"rotten": 0, "fresh": 1},
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = transformers.BertForSequenceClassification(cfg)
+    ident = torch.arange(2)
+    train, val = (encode_fixed(x, tok, 32, ident) for x in (task.train, task.validation))
+    recipe = Pipeline(
+        loss=LogitLossSpec(name="ce_only", kd_weight=0.0), training=Training(lr=1e-3, epochs=1, max_length=32)
+    )
+    train_model(model, train, val, recipe, progress=False)
+    return save_model(model, tok, tmp_path_factory.mktemp("tiny-teacher"), card={"role": "teacher"})
+
+
+def _spec(teacher: Path, trials: int, **budget) -> JobSpec:
+    budget = {"space": "small", "max_length": 32, "candidates": TINY, **budget}
+    return JobSpec(
+        dataset=DatasetRef(source="rotten_tomatoes", max_train=200, max_val=100),
+        teacher=TeacherRef(path=str(teacher)),
+        budget=JobBudget(trials=trials, **budget),
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    url = (
+        f"sqlite:///{tmp_path / 'db.sqlite'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("pg_server").create_database()
+    )
+    return Settings(home=tmp_path / "home", database_url=url)
+
+
+def test_search_stores_every_trial_and_a_crash_does_not_stop_it(settings, tiny_teacher, ray_local):
+    crash = Pipeline(
+        student=TINY[0], loss=LogitLossSpec(name="crash"), training=Training(max_length=32, epochs=2)
+    )
+    worker = Worker(settings)
+    spec = _spec(tiny_teacher, trials=5, warm_start=[crash], space="default")  # every loss, crash too
+    job = jobs.create_job(worker.db, **spec.model_dump(mode="json"))
+    assert worker.run(once=True) == 1
+
+    job = jobs.get_job(worker.db, job.id)
+    assert job.state == "finished", job.error
+    trials = jobs.finished_trials(worker.db, job.id)
+    assert [t.number for t in trials] == [0, 1, 2, 3, 4] and job.trials_done == 5
+    assert [t.is_reference for t in trials[:2]] == ["no_kd", "vanilla_kd"]
+    failed = [t for t in trials if t.status == "failed"]
+    assert len(failed) == 1 and "CUDA out of memory (simulated" in failed[0].error
+    assert failed[0].pipeline["loss"]["name"] == "crash"
+    for t in trials:
+        if t.status == "completed":
+            assert 0 <= t.accuracy <= 1 and t.params > 0 and t.epochs and t.ratio_to_teacher > 0
+            assert t.gain_over_no_kd is not None
+    assert job.best_accuracy == max(t.accuracy for t in trials if t.status == "completed")
+
+    rec = jobs.latest_recommendation(worker.db, job.id)
+    assert rec.source == "measured" and rec.score == job.best_accuracy and "best of" in rec.why
+    kinds = {p.kind for p in (jobs.get_profile(worker.db, k, job_id=job.id) for k in ("dataset", "teacher"))}
+    assert kinds == {"dataset", "teacher"}
+    (student,) = jobs.list_artifacts(worker.db, job.id, kind="student")
+    clf = transformers.pipeline("text-classification", model=str(settings.home / student.path), device="cpu")
+    assert clf("a gorgeous, witty film")[0]["label"] in ("rotten", "fresh")
+
+
+def test_killed_worker_is_replaced_and_nothing_is_lost_or_repeated(settings, tiny_teacher, ray_local):
+    db = Worker(settings).db
+    spec = _spec(tiny_teacher, trials=7)
+    job = jobs.create_job(db, **spec.model_dump(mode="json"))
+    env = {**os.environ, "AUTODISTILLER_HOME": str(settings.home),
+           "AUTODISTILLER_DATABASE_URL": settings.database_url}  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "distill.cli", "worker", "--once"],
+        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 240
+    while jobs.count_trials(db, job.id, status=["completed", "pruned", "failed"]) < 3:
+        assert proc.poll() is None, "the worker ended before it was killed"
+        assert time.monotonic() < deadline, "the worker made no progress"
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # the worker and its Ray processes, mid-search
+    proc.wait()
+    before = {t.number: (t.id, t.status, t.accuracy) for t in jobs.finished_trials(db, job.id)}
+    assert jobs.get_job(db, job.id).state == "searching"
+
+    fresh = Worker(settings, stale_after_s=2.0)
+    time.sleep(2.5)  # the dead worker's heartbeat goes stale
+    assert fresh.run(once=True) == 1
+    job = jobs.get_job(db, job.id)
+    assert job.state == "finished", job.error
+    after = jobs.finished_trials(db, job.id)
+    assert [t.number for t in after] == list(range(7))  # none repeated, none missing, budget respected
+    assert {n: (t.id, t.status, t.accuracy) for n, t in enumerate(after) if n in before} == before
+    assert job.attempts == 2
