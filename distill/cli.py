@@ -152,7 +152,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from distill.demo import run_demo
 
-    run_demo(n_train=args.n_train, n_val=args.n_val, max_length=args.max_length)
+    run_demo(n_train=args.n_train, n_val=args.n_val, max_length=args.max_length, trials=args.trials)
     return 0
 
 
@@ -160,10 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autodistiller", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("demo", help="fine-tune a Rotten Tomatoes teacher (cached) and distil a student")
+    p = sub.add_parser("demo", help="fine-tune a Rotten Tomatoes teacher (cached), search, distil a student")
     p.add_argument("--n-train", type=int, default=2000)
     p.add_argument("--n-val", type=int, default=500)
     p.add_argument("--max-length", type=int, default=64)
+    p.add_argument("--trials", type=int, default=6)
     p.set_defaults(fn=cmd_demo)
 
     p = sub.add_parser("distill", help="distil a student with one pipeline and export it")

@@ -1,57 +1,53 @@
-"""``autodistiller demo``: a real teacher and a real student on real data, in a few minutes on 2 CPU cores."""
+"""``autodistiller demo``: a real teacher, a real search and a real student, in minutes on 2 CPU cores.
+
+Fine-tunes the shipped MiniLM encoder into a Rotten Tomatoes teacher (once; cached), then runs a small
+search over the KD pipeline space (the two reference trials plus a few sampled pipelines) with an
+in-process worker, and prints the leaderboard and the best student against the teacher.
+"""
 
 from __future__ import annotations
 
 import time
 
-import torch
-
 from distill.assets import minilm_dir
 from distill.data import load_task
-from distill.engine import distill_student, encode_fixed
-from distill.export import export_student
-from distill.pipeline import IntermediateSpec, LogitLossSpec, Pipeline, StudentArch, Training
 from distill.settings import Settings
-from distill.student import count_params, cpu_latency_ms
 from distill.teacher import FinetuneConfig, finetune_teacher
-from distill.trainer import evaluate
-
-#: The demo's default pipeline: a 2-layer student initialised from the teacher's layers, Hinton KD plus
-#: Distiller's best intermediate objective (MI-α) on skip-mapped hidden states.
-DEMO_PIPELINE = Pipeline(
-    student=StudentArch(layers=2, hidden=384, heads=12, ffn=1536),
-    loss=LogitLossSpec(name="kl", temperature=4.0),
-    intermediate=IntermediateSpec(name="mi_alpha", alpha=0.5, mapping="skip", weight=0.1),
-    training=Training(lr=1e-4, epochs=3, batch_size=32, max_length=64),
-)
 
 
-def run_demo(n_train: int = 2000, n_val: int = 500, max_length: int = 64) -> None:
+def run_demo(n_train: int = 2000, n_val: int = 500, max_length: int = 64, trials: int = 6) -> None:
+    from service.db import jobs
+    from service.schemas import DatasetRef, FinetuneRef, JobBudget, JobSpec, TeacherRef
+    from workers.run import run_job_in_process
+
     settings = Settings.from_env()
     t0 = time.perf_counter()
     task = load_task("rotten_tomatoes").subset(n_train, n_val, seed=0)
     print(
-        f"data: Rotten Tomatoes, stratified subset of {len(task.train)} train / {len(task.validation)} "
-        f"validation reviews (of {12752}), max_length={max_length} tokens"
+        f"data: Rotten Tomatoes, a stratified subset of {len(task.train)} train / {len(task.validation)} "
+        f"validation reviews (of 12,752), {max_length}-token sequences; caches in {settings.home}"
     )
-    teacher = finetune_teacher(minilm_dir(), task, settings.teachers, FinetuneConfig(max_length=max_length))
-    pipeline = DEMO_PIPELINE.model_copy(
-        update={"training": DEMO_PIPELINE.training.model_copy(update={"max_length": max_length})}
+    finetune_teacher(minilm_dir(), task, settings.teachers, FinetuneConfig(max_length=max_length))
+    spec = JobSpec(
+        dataset=DatasetRef(source="rotten_tomatoes", max_train=n_train, max_val=n_val),
+        teacher=TeacherRef(base="minilm", finetune=FinetuneRef(max_length=max_length)),
+        budget=JobBudget(trials=trials, space="small", max_length=max_length, cpus_per_trial=2),
     )
-    print(f"pipeline: {pipeline.model_dump_json()}")
-    result = distill_student(task, teacher, pipeline, cache_dir=settings.teacher_outputs)
-    folder = export_student(result, teacher, task, settings.home / "demo-student")
+    job = run_job_in_process(spec, top=3)
+    if job.state != "finished":
+        raise SystemExit(f"demo search {job.state}: {job.error}")
 
-    val = encode_fixed(task.validation, teacher.tokenizer, max_length, torch.arange(task.num_labels))
-    t_acc = evaluate(teacher.model, val)["accuracy"]
-    t_params, t_lat = count_params(teacher.model), cpu_latency_ms(teacher.model, seq_len=max_length)
-    s = result.metrics
-    print()
-    print(f"{'model':<10}{'val accuracy':>14}{'params':>14}{'CPU latency (1×' + str(max_length) + ')':>24}")
-    print(f"{'teacher':<10}{t_acc:>14.4f}{t_params / 1e6:>13.1f}M{t_lat:>21.1f} ms")
-    print(f"{'student':<10}{s['accuracy']:>14.4f}{s['params'] / 1e6:>13.1f}M{s['latency_ms']:>21.1f} ms")
+    from workers.worker import Worker
+
+    db = Worker(settings).db
+    teacher = jobs.get_profile(db, "teacher", job_id=job.id).data
+    best = jobs.leaderboard(db, job.id, sort="-accuracy", status="completed", limit=1)[0]
+    t_acc, t_params, t_lat = teacher["accuracy"], teacher["params"], teacher["latency_ms"]
+    print(f"\n{'model':<10}{'val accuracy':>14}{'params':>10}{f'CPU latency (1×{max_length})':>26}")
+    print(f"{'teacher':<10}{t_acc:>14.4f}{t_params / 1e6:>9.1f}M{t_lat:>23.1f} ms")
+    print(f"{'student':<10}{best.accuracy:>14.4f}{best.params / 1e6:>9.1f}M{best.latency_ms:>23.1f} ms")
     print(
-        f"student keeps {s['accuracy'] / t_acc:.1%} of the teacher's accuracy with "
-        f"{s['params'] / t_params:.0%} of its parameters, {t_lat / s['latency_ms']:.1f}× faster"
+        f"the best student keeps {best.accuracy / t_acc:.1%} of the teacher's accuracy with "
+        f"{best.params / t_params:.0%} of its parameters, {t_lat / best.latency_ms:.1f}× faster "
+        f"({time.perf_counter() - t0:.0f} s in all)"
     )
-    print(f"student exported to {folder} ({time.perf_counter() - t0:.0f} s in all)")

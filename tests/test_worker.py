@@ -120,7 +120,10 @@ def test_search_stores_every_trial_and_a_crash_does_not_stop_it(settings, tiny_t
     assert job.state == "finished", job.error
     trials = jobs.finished_trials(worker.db, job.id)
     assert [t.number for t in trials] == [0, 1, 2, 3, 4] and job.trials_done == 5
-    assert [t.is_reference for t in trials[:2]] == ["no_kd", "vanilla_kd"]
+    assert [(t.is_reference, t.status) for t in trials[:2]] == [
+        ("no_kd", "completed"),
+        ("vanilla_kd", "completed"),
+    ]
     failed = [t for t in trials if t.status == "failed"]
     assert len(failed) == 1 and "CUDA out of memory (simulated" in failed[0].error
     assert failed[0].pipeline["loss"]["name"] == "crash"

@@ -14,7 +14,6 @@ import shutil
 import socket
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -277,26 +276,15 @@ class Worker:
         )
 
         finished = jobs.finished_trials(self.db, job.id)
-        refs = {p.key(): name for name, p in space.reference_pipelines().items()}
-        done = [
-            (
-                space.to_params(Pipeline.model_validate(t.pipeline)),
-                {"accuracy": t.accuracy, "params": t.params, "latency_ms": t.latency_ms}
-                if t.status != "failed" and t.accuracy is not None
-                else None,
-            )
-            for t in finished
-        ]
         best = max((t for t in finished if t.accuracy is not None), key=lambda t: t.accuracy, default=None)
-        no_kd = next((t.accuracy for t in finished if t.is_reference == "no_kd"), None)
         recorder = _Recorder(
             self.db,
             job.id,
             space,
-            refs,
+            {p.key(): name for name, p in space.reference_pipelines().items()},
             next_number=max((t.number for t in finished), default=-1) + 1,
             teacher_accuracy=t_prof["accuracy"],
-            no_kd_accuracy=no_kd,
+            no_kd_accuracy=next((t.accuracy for t in finished if t.is_reference == "no_kd"), None),
             best_accuracy=best.accuracy if best else None,
             best_dir=(artifacts / "trials" / best.pipeline_key) if best else None,
             abort=abort,
@@ -305,32 +293,67 @@ class Worker:
         self._state(job.id, "searching", abort, progress_text=f"{len(finished)}/{b.trials} trials")
         objectives = [(o, "max" if o == "accuracy" else "min") for o in b.objectives]
         ensure_ray(self.ray_address, self.num_cpus)
-        result = run_search(
-            run_trial,
-            space,
-            Budget(
-                trials=b.trials,
-                wall_seconds=self._wall_left(job, b.wall_seconds),
-                concurrency=b.concurrency,
-                cpus_per_trial=b.cpus_per_trial,
-            ),
-            shared={"inputs": inputs},
-            multi_objective=objectives if len(objectives) > 1 else None,
-            done=done,
-            enqueue=[*space.reference_params().values(), *(space.to_params(p) for p in b.warm_start)],
-            callbacks=recorder,
-            storage_path=str(self.settings.home / "ray"),
-            name=f"job-{job.id}-{job.attempts}",
-            seed=b.seed,
-            should_stop=abort.is_set,
-        )
-        if abort.is_set():
-            raise JobAborted
-        self._finish(job, task, teacher, space, recorder, artifacts, result, abort)
 
-    def _finish(self, job, task, teacher, space, recorder, artifacts, result, abort) -> None:
+        def search(budget: Budget, enqueue: list[dict[str, Any]], stage: str) -> None:
+            run_search(
+                run_trial,
+                space,
+                budget,
+                shared={"inputs": inputs},
+                multi_objective=objectives if len(objectives) > 1 else None,
+                done=self._done(job.id, space),
+                enqueue=enqueue,
+                callbacks=recorder,
+                storage_path=str(self.settings.home / "ray"),
+                name=f"job-{job.id}-{job.attempts}-{stage}",
+                seed=b.seed,
+                should_stop=abort.is_set,
+            )
+            if abort.is_set():
+                raise JobAborted
+
+        # 1. the reference trials (no KD, vanilla KD) run to the end: every result is shown against them
+        done_refs = {t.is_reference for t in finished if t.is_reference}
+        refs = [p for name, p in space.reference_params().items() if name not in done_refs]
+        common = {"concurrency": b.concurrency, "cpus_per_trial": b.cpus_per_trial}
+        if refs:
+            wall = self._wall_left(job, b.wall_seconds)
+            search(
+                Budget(trials=len(finished) + len(refs), wall_seconds=wall, early_stopping=False, **common),
+                refs,
+                "references",
+            )
+        # 2. the search proper, warm starts first, ASHA stopping poor trials early
+        search(
+            Budget(trials=b.trials, wall_seconds=self._wall_left(job, b.wall_seconds), **common),
+            [space.to_params(p) for p in b.warm_start],
+            "search",
+        )
+        self._finish(job, task, teacher, recorder, artifacts, abort)
+
+    def _done(self, job_id: str, space: SearchSpace) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+        """Finished trials as the search's ``done``: (params, metrics or None if it failed)."""
+        return [
+            (
+                space.to_params(Pipeline.model_validate(t.pipeline)),
+                {"accuracy": t.accuracy, "params": t.params, "latency_ms": t.latency_ms}
+                if t.status != "failed" and t.accuracy is not None
+                else None,
+            )
+            for t in jobs.finished_trials(self.db, job_id)
+        ]
+
+    def _finish(
+        self,
+        job: Job,
+        task: TextTask,
+        teacher: Teacher,
+        recorder: _Recorder,
+        artifacts: Path,
+        abort: threading.Event,
+    ) -> None:
         jobs.backfill_gain(self.db, job.id)
-        best = jobs.leaderboard(self.db, job.id, sort="accuracy", status="completed", limit=1)
+        best = jobs.leaderboard(self.db, job.id, sort="-accuracy", status="completed", limit=1)
         if not best:
             raise RuntimeError("no trial completed; see the failed trials' errors")
         top = best[0]
@@ -354,7 +377,8 @@ class Worker:
             trial_id=top.id,
         )
         refs = {t.is_reference: t for t in jobs.finished_trials(self.db, job.id) if t.is_reference}
-        why = [f"best of {len(result.trials)} trials by validation accuracy ({top.accuracy:.4f})"]
+        n_trials = jobs.count_trials(self.db, job.id, status=["completed", "pruned", "failed"])
+        why = [f"best of {n_trials} trials by validation accuracy ({top.accuracy:.4f})"]
         for name in ("vanilla_kd", "no_kd"):
             if name in refs and refs[name].accuracy is not None:
                 why.append(f"{top.accuracy - refs[name].accuracy:+.4f} over {name.replace('_', ' ')}")
@@ -386,7 +410,3 @@ class Worker:
             return None
         started = job.started_at.timestamp() if job.started_at else time.time()
         return max(1.0, wall - (time.time() - started))
-
-
-def format_exception(e: BaseException) -> str:
-    return "".join(traceback.format_exception(e))[-20000:]
