@@ -6,7 +6,8 @@
   a throwaway server is started in a temp folder (``initdb`` + ``pg_ctl -w start``, trust auth, listening on
   127.0.0.1 at a free port only, fsync off) and stopped and deleted at the end. As root, the server runs as
   the ``postgres`` user through ``runuser``.
-- Otherwise the tests that need it are skipped, saying why.
+- Otherwise the tests that need it are skipped, saying why (they fail instead when
+  ``AUTODISTILLER_REQUIRE_PG`` is set, as ``.ci/run`` does).
 
 Each test asks ``pg_server.create_database()`` for a fresh, empty database and gets its URL.
 """
@@ -131,6 +132,9 @@ def pg_server() -> Iterator[PgServer]:
         return
     bindir = find_pg_bin()
     if bindir is None:
-        pytest.skip(f"no PostgreSQL: set {PG_URL_ENV} or install initdb/pg_ctl (apt-get install postgresql)")
+        why = f"no PostgreSQL: set {PG_URL_ENV} or install initdb/pg_ctl (apt-get install postgresql)"
+        if os.environ.get("AUTODISTILLER_REQUIRE_PG"):  # CI: the PostgreSQL tests must run, not be skipped
+            pytest.fail(why)
+        pytest.skip(why)
     with throwaway_server(bindir) as server:
         yield server
