@@ -46,7 +46,11 @@ def teacher_profile(teacher: Teacher, task: TextTask, max_length: int) -> dict[s
 
 
 def default_candidates(teacher: PreTrainedModel) -> list[StudentArch]:
-    """Students shallower and narrower than the teacher: depth 1–4 at its width, and narrower widths."""
+    """Students shallower and narrower than the teacher: depth 1–4 at its width, and narrower widths.
+
+    The first is the reference students' architecture: a third of the teacher's depth (at least 1) at its
+    width, initialised from its layers (DistilBERT-style), the usual first thing one would try.
+    """
     cfg = teacher.config
     width, heads, ffn, depth = (
         cfg.hidden_size,
@@ -55,9 +59,11 @@ def default_candidates(teacher: PreTrainedModel) -> list[StudentArch]:
         cfg.num_hidden_layers,
     )
     head_dim = width // heads
-    out: list[StudentArch] = []
+    first = max(1, depth // 3)
+    out = [StudentArch(layers=first, hidden=width, heads=heads, ffn=ffn)]
     for layers in range(1, min(4, depth - 1) + 1):
-        out.append(StudentArch(layers=layers, hidden=width, heads=heads, ffn=ffn))
+        if layers != first:
+            out.append(StudentArch(layers=layers, hidden=width, heads=heads, ffn=ffn))
     for frac in (2 / 3, 1 / 2):
         h_heads = max(1, round(heads * frac))
         hidden = h_heads * head_dim

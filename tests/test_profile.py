@@ -1,0 +1,41 @@
+"""Job profiling: data statistics, default student candidates, the budget applied before any training."""
+
+from __future__ import annotations
+
+import pytest
+
+from distill.assets import minilm_dir
+from distill.data import load_task
+from distill.hf import load_classifier
+from distill.student import estimate_params
+from workers.profile import dataset_profile, default_candidates, feasible_candidates
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return load_classifier(minilm_dir(), num_labels=2)
+
+
+def test_dataset_profile_counts_classes():
+    task = load_task("rotten_tomatoes").subset(300, 100, seed=0)
+    prof = dataset_profile(task)
+    assert prof["train"] == 300 and sum(prof["class_counts"].values()) == 300
+    assert 0 < prof["balance"] <= 1 and prof["words_mean"] > 5 and not prof["pair"]
+
+
+def test_default_candidates_are_smaller_than_the_teacher_and_start_with_the_reference(minilm):
+    cands = default_candidates(minilm)
+    assert (cands[0].layers, cands[0].hidden) == (2, 384)
+    assert len({c.model_dump_json() for c in cands}) == len(cands)
+    assert all(c.layers < 6 and c.hidden <= 384 and c.hidden % c.heads == 0 for c in cands)
+
+
+def test_budget_filters_candidates_before_training(minilm):
+    cands = default_candidates(minilm)
+    limit = 10_000_000
+    keep, rows = feasible_candidates(cands, minilm, max_params=limit, max_latency_ms=None, seq_len=32)
+    assert keep and len(rows) == len(cands)
+    assert all(estimate_params(a, minilm) <= limit for a in keep)
+    assert {r["feasible"] for r in rows} == {True, False}
+    keep, rows = feasible_candidates(cands[:2], minilm, max_params=None, max_latency_ms=1e-6, seq_len=32)
+    assert keep == [] and all(r["latency_ms"] > 1e-6 for r in rows)
