@@ -58,6 +58,10 @@ class JobBudget(_Model):
     cpus_per_trial: float = Field(1.0, gt=0, le=256)
     space: Literal["default", "small"] = "default"
     max_length: int = Field(64, ge=8, le=512)
+    epochs: list[int] | None = Field(
+        None, description="Epoch counts the search may pick (default: preset's)."
+    )
+    early_stopping: bool = Field(True, description="ASHA stops poor trials early on validation accuracy.")
     objectives: list[Literal["accuracy", "params", "latency_ms"]] = Field(
         default_factory=lambda: ["accuracy"]
     )

@@ -240,8 +240,11 @@ class Worker:
             )
         preset = SearchSpace.small if b.space == "small" else SearchSpace.default
         space = preset(candidates)
-        training = space.training.model_copy(update={"max_length": b.max_length, "seed": b.seed})
-        space = dataclasses.replace(space, training=training)
+        fixed: dict[str, Any] = {"max_length": b.max_length, "seed": b.seed}
+        overrides: dict[str, Any] = {}
+        if b.epochs:  # the references train for the longest
+            overrides["epochs"], fixed["epochs"] = sorted(set(b.epochs)), max(b.epochs)
+        space = dataclasses.replace(space, training=space.training.model_copy(update=fixed), **overrides)
 
         self._state(
             job.id,
@@ -325,7 +328,12 @@ class Worker:
             )
         # 2. the search proper, warm starts first, ASHA stopping poor trials early
         search(
-            Budget(trials=b.trials, wall_seconds=self._wall_left(job, b.wall_seconds), **common),
+            Budget(
+                trials=b.trials,
+                wall_seconds=self._wall_left(job, b.wall_seconds),
+                early_stopping=b.early_stopping,
+                **common,
+            ),
             [space.to_params(p) for p in b.warm_start],
             "search",
         )
