@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 
 from distill.settings import Settings
 from service.db.models import Base
-from service.db.session import make_engine
+from service.db.session import VERSION_TABLE, make_engine
 
 config = context.config
 if config.config_file_name:  # the alembic CLI with alembic.ini; the service configures its own logging
@@ -27,6 +27,7 @@ def _configure(**kwargs: object) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite can only ALTER by copying the table: let autogenerate use batch mode
         compare_type=True,
+        version_table=VERSION_TABLE,
         **kwargs,
     )
 

@@ -368,6 +368,7 @@ def run_search(
     name: str | None = None,
     seed: int | None = None,
     should_stop: Callable[[], bool] | None = None,
+    optuna_storage: str | None = None,
 ) -> SearchResult:
     """Search ``space`` with ``trainable_fn`` until ``budget`` is spent; return every trial and the best.
 
@@ -383,6 +384,8 @@ def run_search(
       :class:`SearchCallbacks`), called in this process.
     - ``should_stop``: polled about every 0.1 s in this process; when it returns True the search ends
       (running trials are stopped and reported ``stopped``), e.g. ``threading.Event().is_set`` to cancel.
+    - ``optuna_storage``: a SQLAlchemy URL where the Optuna study (named ``name``) is kept, in Optuna's own
+      tables (e.g. the trial database); default: in memory.
 
     A trainable that raises is recorded as an error trial and the search goes on.
     """
@@ -408,7 +411,7 @@ def run_search(
     if remaining > 0:
         _tune(
             trainable_fn, space, budget, remaining, objectives, constraints, done_records, enqueue,
-            dict(shared or {}), callbacks, records, storage_path, name, seed, should_stop,
+            dict(shared or {}), callbacks, records, storage_path, name, seed, should_stop, optuna_storage,
         )  # fmt: skip
 
     trials = done_records + list(records.values())
@@ -441,6 +444,7 @@ def _tune(
     name: str,
     seed: int | None,
     should_stop: Callable[[], bool] | None,
+    optuna_storage: str | None,
 ) -> None:
     import ray
     from ray import tune
@@ -456,9 +460,11 @@ def _tune(
     else:
         sampler = optuna.samplers.TPESampler(n_startup_trials=max(1, min(10, budget.trials // 3)), seed=seed)
 
-    # One in-memory study shared with OptunaSearch (it loads it by name): earlier trials are filed here
-    # with their distributions, since OptunaSearch's own `evaluated_rewards` rejects a define-by-run space.
-    storage = optuna.storages.InMemoryStorage()
+    # One study shared with OptunaSearch (it loads it by name): earlier trials are filed here with their
+    # distributions, since OptunaSearch's own `evaluated_rewards` rejects a define-by-run space.
+    storage: optuna.storages.BaseStorage = (
+        optuna.storages.RDBStorage(optuna_storage) if optuna_storage else optuna.storages.InMemoryStorage()
+    )
     directions = ["maximize" if m == "max" else "minimize" for _, m in objectives]
     study = optuna.create_study(storage=storage, study_name=name, sampler=sampler, directions=directions)
     for rec in done_records:

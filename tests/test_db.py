@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service import db
 from service.db import Job, Trial
+from service.db.session import VERSION_TABLE
 
 REPO = Path(__file__).resolve().parents[1]
-TABLES = {"jobs", "trials", "profiles", "artifacts", "recommendations"}
+TABLES = {"jobs", "job_trials", "profiles", "artifacts", "recommendations"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -70,21 +71,22 @@ def test_migrations_up_down_up_and_models_match(url: str) -> None:
     from alembic.runtime.migration import MigrationContext
 
     db.upgrade(url)
-    assert _tables(url) == TABLES | {"alembic_version"}
+    assert _tables(url) == TABLES | {VERSION_TABLE}
     assert db.current_revision(url) == "0001"
     engine = db.make_engine(url)
     with engine.connect() as conn, warnings.catch_warnings():  # models and migration: the same schema
         warnings.simplefilter("ignore")  # SQLite cannot reflect the expression index; PostgreSQL compares it
         diff = compare_metadata(
-            MigrationContext.configure(conn, opts={"compare_type": True}), db.Base.metadata
+            MigrationContext.configure(conn, opts={"compare_type": True, "version_table": VERSION_TABLE}),
+            db.Base.metadata,
         )
     engine.dispose()
     assert diff == []
     db.downgrade(url)
-    assert _tables(url) <= {"alembic_version"}
+    assert _tables(url) <= {VERSION_TABLE}
     assert db.current_revision(url) is None
     db.upgrade(url)
-    assert _tables(url) == TABLES | {"alembic_version"}
+    assert _tables(url) == TABLES | {VERSION_TABLE}
 
 
 def test_concurrent_upgrades_of_an_empty_database(url: str) -> None:
@@ -109,7 +111,7 @@ def test_alembic_cli_reads_the_settings_url(tmp_path: Path) -> None:
     path = tmp_path / "cli.db"
     env = {**os.environ, "AUTODISTILLER_DATABASE_URL": f"sqlite:///{path}"}
     subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=REPO, env=env, check=True)
-    assert _tables(f"sqlite:///{path}") == TABLES | {"alembic_version"}
+    assert _tables(f"sqlite:///{path}") == TABLES | {VERSION_TABLE}
 
 
 def test_engine_urls_and_sqlite_pragmas(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ from search.trainable import TrialInputs, run_trial
 from search.tune import Budget, SearchCallbacks, ensure_ray, run_search
 from service.db import jobs
 from service.db.models import Job
-from service.db.session import make_engine, session_factory, upgrade
+from service.db.session import make_engine, normalize_url, session_factory, upgrade
 from service.schemas import JobSpec
 from workers.profile import dataset_profile, default_candidates, feasible_candidates, teacher_profile
 
@@ -311,6 +311,9 @@ class Worker:
                 name=f"job-{job.id}-{job.attempts}-{stage}",
                 seed=b.seed,
                 should_stop=abort.is_set,
+                optuna_storage=normalize_url(self.settings.database_url).render_as_string(
+                    hide_password=False
+                ),
             )
             if abort.is_set():
                 raise JobAborted

@@ -1,4 +1,4 @@
-"""Initial schema: jobs, trials, profiles, artifacts, recommendations.
+"""Initial schema: jobs, job_trials, profiles, artifacts, recommendations.
 
 Revision ID: 0001
 Revises:
@@ -67,7 +67,7 @@ def upgrade() -> None:
     )
 
     op.create_table(
-        "trials",
+        "job_trials",  # not "trials": Optuna's own tables share the database
         sa.Column("id", sa.Integer, autoincrement=True, nullable=False),
         sa.Column("job_id", sa.String(32), nullable=False),
         sa.Column("number", sa.Integer, nullable=False),
@@ -86,16 +86,18 @@ def upgrade() -> None:
         sa.Column("error", sa.Text),
         sa.Column("started_at", TS, nullable=False),
         sa.Column("finished_at", TS),
-        sa.PrimaryKeyConstraint("id", name="pk_trials"),
-        sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], name="fk_trials_job_id_jobs", ondelete="CASCADE"),
-        sa.UniqueConstraint("job_id", "number", name="uq_trials_job_id_number"),
-        sa.CheckConstraint(
-            _in("status", "running", "completed", "pruned", "failed"), name="ck_trials_status"
+        sa.PrimaryKeyConstraint("id", name="pk_job_trials"),
+        sa.ForeignKeyConstraint(
+            ["job_id"], ["jobs.id"], name="fk_job_trials_job_id_jobs", ondelete="CASCADE"
         ),
-        sa.CheckConstraint(_in("is_reference", "no_kd", "vanilla_kd"), name="ck_trials_is_reference"),
+        sa.UniqueConstraint("job_id", "number", name="uq_job_trials_job_id_number"),
+        sa.CheckConstraint(
+            _in("status", "running", "completed", "pruned", "failed"), name="ck_job_trials_status"
+        ),
+        sa.CheckConstraint(_in("is_reference", "no_kd", "vanilla_kd"), name="ck_job_trials_is_reference"),
         sqlite_autoincrement=True,
     )
-    op.create_index("ix_trials_job_id_accuracy", "trials", ["job_id", "accuracy"])
+    op.create_index("ix_job_trials_job_id_accuracy", "job_trials", ["job_id", "accuracy"])
 
     op.create_table(
         "profiles",
@@ -121,7 +123,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_artifacts"),
         sa.ForeignKeyConstraint(["job_id"], ["jobs.id"], name="fk_artifacts_job_id_jobs", ondelete="CASCADE"),
         sa.ForeignKeyConstraint(
-            ["trial_id"], ["trials.id"], name="fk_artifacts_trial_id_trials", ondelete="SET NULL"
+            ["trial_id"], ["job_trials.id"], name="fk_artifacts_trial_id_job_trials", ondelete="SET NULL"
         ),
     )
     op.create_index("ix_artifacts_job_id", "artifacts", ["job_id"])
@@ -145,5 +147,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("recommendations", "artifacts", "profiles", "trials", "jobs"):
+    for table in ("recommendations", "artifacts", "profiles", "job_trials", "jobs"):
         op.drop_table(table)  # drops the table's indexes and constraints with it

@@ -132,12 +132,12 @@ Index("uq_jobs_owner_idempotency_key", func.coalesce(Job.owner, ""), Job.idempot
 class Trial(Base):
     """One pipeline trained and evaluated for a job; ``number`` is the trial's place in the search."""
 
-    __tablename__ = "trials"
+    __tablename__ = "job_trials"
     __table_args__ = (
         CheckConstraint(_in("status", TRIAL_STATUSES), name="status"),
         CheckConstraint(_in("is_reference", REFERENCES), name="is_reference"),
         UniqueConstraint("job_id", "number"),  # also the index on job_id
-        Index("ix_trials_job_id_accuracy", "job_id", "accuracy"),
+        Index("ix_job_trials_job_id_accuracy", "job_id", "accuracy"),
         {"sqlite_autoincrement": True},  # ids are never reused: a re-run trial gets a new id
     )
 
@@ -180,7 +180,7 @@ class Artifact(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
-    trial_id: Mapped[int | None] = mapped_column(ForeignKey("trials.id", ondelete="SET NULL"))
+    trial_id: Mapped[int | None] = mapped_column(ForeignKey("job_trials.id", ondelete="SET NULL"))
     kind: Mapped[str] = mapped_column(String(32))  # student | ...
     path: Mapped[str] = mapped_column(String(1024))
     size: Mapped[int | None] = mapped_column(BigInteger)

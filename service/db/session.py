@@ -18,6 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+#: Our Alembic version table. Not Alembic's default ``alembic_version``: Optuna's own tables (its studies live
+#: in the same database) keep their schema version there.
+VERSION_TABLE = "autodistiller_alembic_version"
 _PG_MIGRATION_LOCK = 0x6B64_6973  # pg_advisory_xact_lock key serialising concurrent upgrades
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -140,6 +143,8 @@ def current_revision(url: str | URL) -> str | None:
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            return MigrationContext.configure(
+                conn, opts={"version_table": VERSION_TABLE}
+            ).get_current_revision()
     finally:
         engine.dispose()
