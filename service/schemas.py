@@ -75,6 +75,10 @@ class JobBudget(_Model):
     candidates: list[StudentArch] | None = Field(
         None, description="Student architectures (default: built-in)."
     )
+    student_top_k: int = Field(
+        3, ge=1, le=32, description="Students the DisWOT search hands to the pipeline search."
+    )
+    student_evaluations: int = Field(50, ge=2, le=5000, description="Candidates the DisWOT search scores.")
     warm_start: list[Pipeline] = Field(
         default_factory=list, description="Pipelines to evaluate first, after the two references."
     )

@@ -6,7 +6,7 @@ import pytest
 
 from distill.assets import minilm_dir
 from distill.data import load_task
-from distill.hf import load_classifier
+from distill.hf import load_classifier, load_tokenizer
 from distill.student import estimate_params
 from workers.profile import dataset_profile, default_candidates, feasible_candidates
 
@@ -39,3 +39,20 @@ def test_budget_filters_candidates_before_training(minilm):
     assert {r["feasible"] for r in rows} == {True, False}
     keep, rows = feasible_candidates(cands[:2], minilm, max_params=None, max_latency_ms=1e-6, seq_len=32)
     assert keep == [] and all(r["latency_ms"] > 1e-6 for r in rows)
+
+
+def test_diswot_student_search_respects_the_budget_and_keeps_every_score(minilm):
+    from distill.teacher import Teacher
+    from workers.profile import search_students
+
+    task = load_task("rotten_tomatoes").subset(200, 50, seed=0)
+    teacher = Teacher(minilm, load_tokenizer(minilm_dir()), "minilm", "test")
+    limit = 14_000_000
+    picked, rows, rate = search_students(
+        teacher, task, max_params=limit, max_latency_ms=None, seq_len=32, top_k=2, evaluations=8, seed=0
+    )
+    assert len(rows) == 8 and rate > 0
+    assert all(r["params"] <= limit and r["proxy"] == "diswot" and "diswot_semantic" in r for r in rows)
+    assert 1 <= len(picked) <= 3 and all(estimate_params(a, minilm) <= limit for a in picked)
+    assert sum(r["picked"] for r in rows) >= len(picked) - 1  # the found ones (the reference may be extra)
+    assert all(a.layers < 6 for a in picked)

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import transformers
@@ -112,7 +113,8 @@ def test_search_stores_every_trial_and_a_crash_does_not_stop_it(settings, tiny_t
         student=TINY[0], loss=LogitLossSpec(name="crash"), training=Training(max_length=32, epochs=2)
     )
     worker = Worker(settings)
-    spec = _spec(tiny_teacher, trials=5, warm_start=[crash], space="default")  # every loss, crash too
+    # no candidates given: the DisWOT student search picks them; the default space has every loss, crash too
+    spec = _spec(tiny_teacher, trials=5, warm_start=[crash], space="default", candidates=None)
     job = jobs.create_job(worker.db, **spec.model_dump(mode="json"))
     assert worker.run(once=True) == 1
 
@@ -137,6 +139,9 @@ def test_search_stores_every_trial_and_a_crash_does_not_stop_it(settings, tiny_t
     assert rec.source == "measured" and rec.score == job.best_accuracy and "best of" in rec.why
     kinds = {p.kind for p in (jobs.get_profile(worker.db, k, job_id=job.id) for k in ("dataset", "teacher"))}
     assert kinds == {"dataset", "teacher"}
+    scored = jobs.get_profile(worker.db, "candidates", job_id=job.id).data
+    assert scored["source"] == "diswot" and len(scored["candidates"]) == 50
+    assert all(np.isfinite(r["diswot"]) and r["params"] > 0 for r in scored["candidates"])
     (student,) = jobs.list_artifacts(worker.db, job.id, kind="student")
     clf = transformers.pipeline("text-classification", model=str(settings.home / student.path), device="cpu")
     assert clf("a gorgeous, witty film")[0]["label"] in ("rotten", "fresh")

@@ -11,9 +11,12 @@ from transformers import PreTrainedModel
 from distill.data import TextTask
 from distill.engine import encode_fixed
 from distill.pipeline import StudentArch
-from distill.student import build_student, cpu_latency_ms, estimate_params
+from distill.student import build_student, count_params, cpu_latency_ms, estimate_params
 from distill.teacher import Teacher
 from distill.trainer import evaluate
+from search.proxies import ProxyBatch
+from search.student_search import Budget as SearchBudget
+from search.student_search import StudentSpace, proxy_fitness, regularized_evolution, student_params
 
 
 def dataset_profile(task: TextTask) -> dict[str, Any]:
@@ -95,3 +98,72 @@ def feasible_candidates(
         if ok:
             keep.append(arch)
     return keep, rows
+
+
+#: The proxy the student search ranks candidates by (see bench/RESULTS.md for how it was chosen).
+STUDENT_PROXY = "diswot"
+
+
+def proxy_batch(teacher: Teacher, task: TextTask, max_length: int, size: int = 32) -> ProxyBatch:
+    """``size`` training examples (evenly spread over the split) as a proxy batch, trimmed to real length."""
+    step = max(1, len(task.train) // size)
+    examples = task.train[::step][:size]
+    enc = encode_fixed(examples, teacher.tokenizer, max_length, torch.arange(task.num_labels))
+    n = int(enc.attention_mask.sum(1).max())
+    return ProxyBatch(
+        labels=enc.labels,
+        input_ids=enc.input_ids[:, :n],
+        attention_mask=enc.attention_mask[:, :n],
+        token_type_ids=enc.token_type_ids[:, :n],
+    )
+
+
+def search_students(
+    teacher: Teacher,
+    task: TextTask,
+    *,
+    max_params: int | None,
+    max_latency_ms: float | None,
+    seq_len: int,
+    top_k: int = 4,
+    evaluations: int = 50,
+    proxy: str = STUDENT_PROXY,
+    seed: int = 0,
+) -> tuple[list[StudentArch], list[dict[str, Any]], float]:
+    """DisWOT student search: aging evolution over students smaller than the teacher, ranked by ``proxy``
+    without training. Returns the candidates for the pipeline search (the usual reference student first
+    when it fits the budget, then the ``top_k`` found), a row per scored candidate, and candidates/s.
+    """
+    model = teacher.model
+    cfg = model.config
+    limit = max_params if max_params is not None else int(0.75 * count_params(model))
+    latency_fn = None
+    if max_latency_ms is not None:
+
+        def latency_fn(arch: StudentArch) -> float:
+            return cpu_latency_ms(build_student(arch, model, seed=seed)[0], seq_len=seq_len, runs=5)
+
+    space = StudentSpace(
+        layers=range(1, cfg.num_hidden_layers),
+        heads=range(1, cfg.num_attention_heads + 1),
+        ffn_ratios=(1, 2, 3, 4),
+        hidden_per_head=cfg.hidden_size // cfg.num_attention_heads,
+    )
+    budget = SearchBudget(max_params=limit, max_latency_ms=max_latency_ms, latency_fn=latency_fn)
+    reference = default_candidates(model)[0]
+    fitness = proxy_fitness(model, proxy_batch(teacher, task, seq_len), [proxy], seed, reference=[reference])
+    population = max(2, min(16, evaluations // 3))
+    result = regularized_evolution(
+        space, fitness, model, budget=budget, population=population, sample_size=max(1, population // 4),
+        cycles=max(0, evaluations - population), seed=seed, log=None,
+    )  # fmt: skip
+    found = [c.arch for c in result.top_k(top_k)]
+    fits = student_params(reference, model) <= limit and (
+        latency_fn is None or latency_fn(reference) <= max_latency_ms
+    )
+    picked = ([reference] if fits else []) + [a for a in found if a != reference]
+    chosen = {a.model_dump_json() for a in picked}
+    rows = [
+        {**c.row(), "proxy": proxy, "picked": c.arch.model_dump_json() in chosen} for c in result.candidates
+    ]
+    return picked[: top_k + 1], rows, result.per_second

@@ -37,7 +37,13 @@ from service.db import jobs
 from service.db.models import Job
 from service.db.session import make_engine, normalize_url, session_factory, upgrade
 from service.schemas import JobSpec
-from workers.profile import dataset_profile, default_candidates, feasible_candidates, teacher_profile
+from workers.profile import (
+    STUDENT_PROXY,
+    dataset_profile,
+    feasible_candidates,
+    search_students,
+    teacher_profile,
+)
 
 log = logging.getLogger(__name__)
 
@@ -224,16 +230,24 @@ class Worker:
         jobs.add_profile(self.db, "dataset", dataset_profile(task), job_id=job.id)
         jobs.add_profile(self.db, "teacher", t_prof, job_id=job.id)
 
-        candidates, rows = feasible_candidates(
-            b.candidates or default_candidates(teacher.model),
-            teacher.model,
-            max_params=b.max_params,
-            max_latency_ms=b.max_latency_ms,
-            seq_len=b.max_length,
-        )
-        jobs.add_profile(self.db, "candidates", {"candidates": rows}, job_id=job.id)
+        if b.candidates:
+            candidates, rows = feasible_candidates(
+                b.candidates, teacher.model, max_params=b.max_params, max_latency_ms=b.max_latency_ms,
+                seq_len=b.max_length,
+            )  # fmt: skip
+            jobs.add_profile(self.db, "candidates", {"source": "given", "candidates": rows}, job_id=job.id)
+        else:
+            self._state(job.id, "profiling", abort, progress_text="DisWOT student search (training-free)")
+            candidates, rows, rate = search_students(
+                teacher, task, max_params=b.max_params, max_latency_ms=b.max_latency_ms, seq_len=b.max_length,
+                top_k=b.student_top_k, evaluations=b.student_evaluations, seed=b.seed,
+            )  # fmt: skip
+            doc = {"source": "diswot", "proxy": STUDENT_PROXY, "per_second": rate, "candidates": rows}
+            jobs.add_profile(self.db, "candidates", doc, job_id=job.id)
+        # a warm-start pipeline must be in the space: its student joins the candidates
+        candidates += [p.student for p in b.warm_start if p.student not in candidates]
         if not candidates:
-            smallest = min(r["params"] for r in rows)
+            smallest = min((r["params"] for r in rows), default=0)
             raise ValueError(
                 f"no student candidate meets the budget (max_params={b.max_params}, "
                 f"max_latency_ms={b.max_latency_ms}); the smallest has {smallest:,} params"
