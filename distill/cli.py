@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="fine-tune a Rotten Tomatoes teacher (cached), search, distil a student")
-    p.add_argument("--n-train", type=int, default=2000)
+    p.add_argument("--n-train", type=int, default=1500)
     p.add_argument("--n-val", type=int, default=500)
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--trials", type=int, default=6)

@@ -1,8 +1,9 @@
 """``autodistiller demo``: a real teacher, a real search and a real student, in minutes on 2 CPU cores.
 
-Fine-tunes the shipped MiniLM encoder into a Rotten Tomatoes teacher (once; cached), then runs a small
-search over the KD pipeline space (the two reference trials plus a few sampled pipelines) with an
-in-process worker, and prints the leaderboard and the best student against the teacher.
+Fine-tunes the shipped MiniLM encoder into a Rotten Tomatoes teacher (once; cached), then runs a small job
+with an in-process worker: the DisWOT student search (training-free) picks student candidates under a
+16M-parameter budget, then the two reference trials and a few sampled pipelines are trained; it prints the
+leaderboard, the recommendation and the best student against the teacher.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from distill.settings import Settings
 from distill.teacher import FinetuneConfig, finetune_teacher
 
 
-def run_demo(n_train: int = 2000, n_val: int = 500, max_length: int = 64, trials: int = 6) -> None:
+def run_demo(n_train: int = 1500, n_val: int = 500, max_length: int = 64, trials: int = 6) -> None:
     from service.db import jobs
     from service.schemas import DatasetRef, FinetuneRef, JobBudget, JobSpec, TeacherRef
     from workers.run import run_job_in_process
@@ -31,7 +32,15 @@ def run_demo(n_train: int = 2000, n_val: int = 500, max_length: int = 64, trials
     spec = JobSpec(
         dataset=DatasetRef(source="rotten_tomatoes", max_train=n_train, max_val=n_val),
         teacher=TeacherRef(base="minilm", finetune=FinetuneRef(max_length=max_length)),
-        budget=JobBudget(trials=trials, space="small", max_length=max_length, cpus_per_trial=2),
+        budget=JobBudget(
+            trials=trials,
+            space="small",
+            max_length=max_length,
+            cpus_per_trial=2,
+            max_params=16_000_000,  # every student under 16M parameters (the teacher has 22.7M)
+            student_top_k=2,
+            student_evaluations=30,
+        ),
     )
     job = run_job_in_process(spec, top=3)
     if job.state != "finished":
