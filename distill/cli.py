@@ -27,18 +27,17 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _load_task(args: argparse.Namespace):
-    from distill.data import load_task
+    from distill.data import load_subset
 
-    task = load_task(
+    return load_subset(
         args.dataset,
         text_column=args.text_column,
         text_pair_column=args.text_pair_column,
         label_column=args.label_column,
+        max_train=args.max_train,
+        max_val=args.max_val,
         seed=args.seed,
     )
-    if args.max_train or args.max_val:
-        task = task.subset(args.max_train, args.max_val, seed=args.seed)
-    return task
 
 
 def cmd_components(args: argparse.Namespace) -> int:

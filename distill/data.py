@@ -297,6 +297,14 @@ def _label_names(keys: list[int | str], class_names: list[str] | None, where: st
 # ---------------------------------------------------------------------------------------------- load_task
 
 
+def load_subset(
+    source: str, *, max_train: int | None = None, max_val: int | None = None, seed: int = 0, **kw: Any
+) -> TextTask:
+    """``load_task`` then, when a size is given, a stratified seeded subset of the splits."""
+    task = load_task(source, seed=seed, **kw)
+    return task.subset(max_train, max_val, seed=seed) if (max_train or max_val) else task
+
+
 def load_task(
     source: str,
     *,

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from distill.assets import minilm_dir
-from distill.data import TextTask, load_task
+from distill.data import TextTask, load_subset
 from distill.engine import distill_student, encode_fixed
 from distill.export import export_student
 from distill.pipeline import Pipeline
@@ -55,15 +55,7 @@ class JobAborted(Exception):
 
 
 def load_job_task(spec: JobSpec) -> TextTask:
-    d = spec.dataset
-    task = load_task(
-        d.source,
-        text_column=d.text_column,
-        text_pair_column=d.text_pair_column,
-        label_column=d.label_column,
-        seed=d.seed,
-    )
-    return task.subset(d.max_train, d.max_val, seed=d.seed) if (d.max_train or d.max_val) else task
+    return load_subset(**spec.dataset.model_dump())
 
 
 def resolve_teacher(spec: JobSpec, task: TextTask, settings: Settings) -> Teacher:
