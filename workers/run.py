@@ -42,6 +42,12 @@ def print_summary(worker: Worker, job: Job) -> None:
     if not trials:
         return
     print(leaderboard_table(trials, job.teacher_accuracy))
+    scored = jobs.get_profile(worker.db, "candidates", job_id=job.id)
+    if scored is not None and scored.data.get("source") == "diswot":
+        rows = scored.data["candidates"]
+        picked = sorted({f"{r['arch']['layers']}×{r['arch']['hidden']}" for r in rows if r["picked"]})
+        print(f"\nDisWOT student search: {len(rows)} candidates scored without training "
+              f"({scored.data['per_second']:.1f}/s); picked {', '.join(picked)}")  # fmt: skip
     rec = jobs.latest_recommendation(worker.db, job.id)
     if rec is not None:
         print(f"\nrecommended pipeline: {describe(rec.pipeline)}\n  why: {rec.why}")
