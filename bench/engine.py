@@ -1,6 +1,6 @@
 """Engine measurements: trial overhead vs a bare PyTorch loop, the teacher-output cache, pipeline accuracy.
 
-    .venv/bin/python bench/engine.py [--n-train 2000] [--n-val 500] [--epochs 3]
+    .venv/bin/python -m bench.engine [--n-train 2000] [--n-val 500] [--epochs 3]
 
 Prints three tables (recorded in bench/RESULTS.md). Uses the demo's cached Rotten Tomatoes teacher.
 """

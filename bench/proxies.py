@@ -1,6 +1,6 @@
 """How well zero-cost proxies rank distilled students (DisWOT vs baselines), and how much cheaper they are.
 
-    .venv/bin/python bench/proxies.py [--datasets rotten_tomatoes,bbc_news] [--n-train 1000] [--epochs 2]
+    .venv/bin/python -m bench.proxies [--datasets rotten_tomatoes,bbc_news] [--n-train 1000] [--epochs 2]
 
 16 student architectures in 4 groups of about the same size but different shape (deep-narrow vs
 shallow-wide, heads, FFN ratio) are distilled with the same pipeline (vanilla KD) from the fine-tuned MiniLM

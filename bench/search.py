@@ -1,6 +1,6 @@
 """Search measurements: scheduler overhead per trial, and the compute ASHA saves for the same best accuracy.
 
-    .venv/bin/python bench/search.py [--trials 10] [--n-train 2000] [--n-val 500] [--epochs 3]
+    .venv/bin/python -m bench.search [--trials 10] [--n-train 2000] [--n-val 500] [--epochs 3]
 
 Runs the same job twice through the real worker (Ray Tune + OptunaSearch, SQLite), once with ASHA early
 stopping and once running every trial to its full epoch budget, and prints a table (recorded in

@@ -149,7 +149,7 @@ def test_search_stores_every_trial_and_a_crash_does_not_stop_it(settings, tiny_t
 
 def test_killed_worker_is_replaced_and_nothing_is_lost_or_repeated(settings, tiny_teacher, ray_local):
     db = Worker(settings).db
-    spec = _spec(tiny_teacher, trials=7)
+    spec = _spec(tiny_teacher, trials=7, objectives=["accuracy", "params"])  # NSGA-II, resumed
     job = jobs.create_job(db, **spec.model_dump(mode="json"))
     env = {**os.environ, "AUTODISTILLER_HOME": str(settings.home),
            "AUTODISTILLER_DATABASE_URL": settings.database_url}  # fmt: skip
@@ -176,3 +176,10 @@ def test_killed_worker_is_replaced_and_nothing_is_lost_or_repeated(settings, tin
     assert [t.number for t in after] == list(range(7))  # none repeated, none missing, budget respected
     assert {n: (t.id, t.status, t.accuracy) for n, t in enumerate(after) if n in before} == before
     assert job.attempts == 2
+    front = jobs.get_profile(db, "pareto", job_id=job.id).data
+    done = {t.number: (t.accuracy, -t.params) for t in after if t.status == "completed"}
+    assert front["objectives"] == ["accuracy", "params"] and front["trials"]
+    for n in front["trials"]:  # no completed trial dominates a member of the front
+        assert not any(
+            all(x >= y for x, y in zip(v, done[n], strict=True)) and v != done[n] for v in done.values()
+        )

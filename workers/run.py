@@ -48,6 +48,9 @@ def print_summary(worker: Worker, job: Job) -> None:
         picked = sorted({f"{r['arch']['layers']}×{r['arch']['hidden']}" for r in rows if r["picked"]})
         print(f"\nDisWOT student search: {len(rows)} candidates scored without training "
               f"({scored.data['per_second']:.1f}/s); picked {', '.join(picked)}")  # fmt: skip
+    front = jobs.get_profile(worker.db, "pareto", job_id=job.id)
+    if front is not None:
+        print(f"\nPareto front ({' × '.join(front.data['objectives'])}): trials {front.data['trials']}")
     rec = jobs.latest_recommendation(worker.db, job.id)
     if rec is not None:
         print(f"\nrecommended pipeline: {describe(rec.pipeline)}\n  why: {rec.why}")

@@ -32,7 +32,7 @@ from distill.teacher import FinetuneConfig, Teacher, finetune_teacher, load_teac
 from distill.teacher_outputs import teacher_outputs
 from search.space import SearchSpace
 from search.trainable import TrialInputs, run_trial
-from search.tune import Budget, SearchCallbacks, ensure_ray, run_search
+from search.tune import Budget, SearchCallbacks, TrialRecord, ensure_ray, pareto_front, run_search
 from service.db import jobs
 from service.db.models import Job
 from service.db.session import make_engine, normalize_url, session_factory, upgrade
@@ -404,6 +404,17 @@ class Worker:
         jobs.add_recommendation(
             self.db, job.id, top.pipeline, "measured", score=top.accuracy, why="; ".join(why)
         )
+        objectives = job.budget.get("objectives") or ["accuracy"]
+        if len(objectives) > 1:  # multi-objective: keep the Pareto front of the completed trials
+            done = [t for t in jobs.finished_trials(self.db, job.id) if t.status == "completed"]
+            records = [
+                TrialRecord(str(t.number), {}, {o: getattr(t, o) for o in objectives})
+                for t in done
+                if all(getattr(t, o) is not None for o in objectives)
+            ]
+            modes = [(o, "max" if o == "accuracy" else "min") for o in objectives]
+            front = sorted(int(r.trial_id) for r in pareto_front(records, modes))
+            jobs.add_profile(self.db, "pareto", {"objectives": objectives, "trials": front}, job_id=job.id)
         self._state(job.id, "finished", abort, progress_text="; ".join(why))
 
     def _progress(self, job_id: str, budget: int) -> None:
