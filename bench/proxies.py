@@ -25,6 +25,7 @@ from distill.pipeline import Pipeline, StudentArch, Training
 from distill.settings import Settings
 from distill.teacher import FinetuneConfig, finetune_teacher
 from distill.teacher_outputs import teacher_outputs
+from distill.trainer import evaluate
 from search.proxies import PROXIES, ProxyBatch, random_like
 from search.student_search import score_candidates
 
@@ -102,7 +103,9 @@ def run(dataset: str, n_train: int, n_val: int, epochs: int, batch_size: int) ->
         f"\n### {dataset}: {len(task.train)}/{len(task.validation)} examples, max_length {ml}, "
         f"{len(archs)} students in {len(GROUPS)} equal-size groups, vanilla KD {epochs} epochs\n"
     )
-    print(f"teacher accuracy: see profile; accuracy range of students {min(accs):.4f}–{max(accs):.4f}\n")
+    val = encode_fixed(task.validation, teacher.tokenizer, ml, torch.arange(task.num_labels))
+    t_acc = evaluate(teacher.model, val)["accuracy"]
+    print(f"teacher accuracy {t_acc:.4f}; students {min(accs):.4f}–{max(accs):.4f}\n")
     print(
         "| proxy | teacher | τ all | ρ all | τ within groups | ρ within groups |\n|---|---|---|---|---|---|"
     )

@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.add_argument("--base", help="base encoder folder or Hub id (default: the shipped MiniLM)")
     p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--max-length", type=int, default=64)
     p.set_defaults(fn=cmd_teacher)
 

@@ -27,7 +27,7 @@ class DatasetRef(_Model):
 
 class FinetuneRef(_Model):
     epochs: int = Field(2, ge=1, le=20)
-    lr: float = Field(5e-5, gt=0, le=1e-2)
+    lr: float = Field(1e-4, gt=0, le=1e-2)
     max_length: int = Field(64, ge=8, le=512)
 
 
