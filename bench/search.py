@@ -1,6 +1,6 @@
 """Search measurements: scheduler overhead per trial, and the compute ASHA saves for the same best accuracy.
 
-    .venv/bin/python -m bench.search [--trials 10] [--n-train 2000] [--n-val 500] [--epochs 3]
+    .venv/bin/python -m bench.search [--trials 8] [--n-train 1000] [--n-val 300] [--epochs 3]
 
 Runs the same job twice through the real worker (Ray Tune + OptunaSearch, SQLite), once with ASHA early
 stopping and once running every trial to its full epoch budget, and prints a table (recorded in
@@ -45,9 +45,9 @@ def run_arm(home: Path, db_path: Path, spec: JobSpec) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--trials", type=int, default=10)
-    ap.add_argument("--n-train", type=int, default=2000)
-    ap.add_argument("--n-val", type=int, default=500)
+    ap.add_argument("--trials", type=int, default=8)
+    ap.add_argument("--n-train", type=int, default=1000)
+    ap.add_argument("--n-val", type=int, default=300)
     ap.add_argument("--epochs", type=int, default=3)
     args = ap.parse_args()
     home = Settings.from_env().home
