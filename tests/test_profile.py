@@ -53,6 +53,7 @@ def test_diswot_student_search_respects_the_budget_and_keeps_every_score(minilm)
     )
     assert len(rows) == 8 and rate > 0
     assert all(r["params"] <= limit and r["proxy"] == "diswot" and "diswot_semantic" in r for r in rows)
+    assert all(r["flops"] > 0 for r in rows)
     assert 1 <= len(picked) <= 3 and all(estimate_params(a, minilm) <= limit for a in picked)
     assert sum(r["picked"] for r in rows) >= len(picked) - 1  # the found ones (the reference may be extra)
     assert all(a.layers < 6 for a in picked)
