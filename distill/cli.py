@@ -26,11 +26,11 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
-def _load_task(args: argparse.Namespace):
-    from distill.data import load_subset
+def _dataset_ref(args: argparse.Namespace):
+    from service.schemas import DatasetRef
 
-    return load_subset(
-        args.dataset,
+    return DatasetRef(
+        source=args.dataset,
         text_column=args.text_column,
         text_pair_column=args.text_pair_column,
         label_column=args.label_column,
@@ -38,6 +38,12 @@ def _load_task(args: argparse.Namespace):
         max_val=args.max_val,
         seed=args.seed,
     )
+
+
+def _load_task(args: argparse.Namespace):
+    from distill.data import load_subset
+
+    return load_subset(**_dataset_ref(args).model_dump())
 
 
 def cmd_components(args: argparse.Namespace) -> int:
@@ -100,18 +106,10 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 
 def _job_spec(args: argparse.Namespace):
-    from service.schemas import DatasetRef, JobBudget, JobSpec, TeacherRef
+    from service.schemas import JobBudget, JobSpec, TeacherRef
 
     return JobSpec(
-        dataset=DatasetRef(
-            source=args.dataset,
-            text_column=args.text_column,
-            text_pair_column=args.text_pair_column,
-            label_column=args.label_column,
-            max_train=args.max_train,
-            max_val=args.max_val,
-            seed=args.seed,
-        ),
+        dataset=_dataset_ref(args),
         teacher=TeacherRef(path=args.teacher) if args.teacher else TeacherRef(base=args.base or "minilm"),
         budget=JobBudget(
             trials=args.trials,
