@@ -16,6 +16,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
+def pipeline_key(doc: dict) -> str:
+    """``Pipeline.key()`` of a pipeline's JSON document (``model_dump(mode="json")``), unvalidated."""
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -130,8 +135,7 @@ class Pipeline(_Spec):
 
     def key(self) -> str:
         """Stable short hash of the pipeline (same pipeline → same key)."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return pipeline_key(self.model_dump(mode="json"))
 
     @classmethod
     def no_kd(cls, **kw: object) -> Pipeline:

@@ -43,3 +43,13 @@ def teacher(home: Path, rt_small, teacher_cfg):
     return finetune_teacher(
         minilm_dir(), rt_small, home / "teachers", teacher_cfg, progress=False, log=lambda _: None
     )
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of tiny models: they gain nothing from two, and on a busy 2-core box
+    each op waits ~7 ms for the second thread (use with ``pytestmark = pytest.mark.usefixtures(...)``)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

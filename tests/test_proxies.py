@@ -38,13 +38,7 @@ NAMES = [
 LABELS = torch.tensor([0, 1, 2, 0, 1, 2])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One thread: tiny models gain nothing from two, and on a busy 2-core box each op waits ~7 ms for one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def bert(layers: int = 2, hidden: int = 16, heads: int = 2, seed: int = 0) -> BertForSequenceClassification:

@@ -27,13 +27,7 @@ WIDE = StudentSpace(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One thread: tiny models gain nothing from two, and on a busy 2-core box each op waits ~7 ms for one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

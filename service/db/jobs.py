@@ -12,8 +12,6 @@ serialises writers, PostgreSQL re-evaluates the WHERE clause on the locked row).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
@@ -24,6 +22,7 @@ from sqlalchemy import ColumnElement, and_, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from distill.pipeline import pipeline_key
 from service.db.models import (
     ACTIVE_STATES,
     JOB_STATES,
@@ -91,7 +90,7 @@ def _pipeline_doc(pipeline: Pipeline | Mapping[str, Any]) -> tuple[dict[str, Any
     if not isinstance(pipeline, Mapping):
         return pipeline.model_dump(mode="json"), pipeline.key()
     doc = dict(pipeline)
-    return doc, hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+    return doc, pipeline_key(doc)
 
 
 # ---------------------------------------------------------------------------------------------------- jobs
