@@ -1,10 +1,12 @@
-"""What a job asks for: dataset, teacher and budget. Validated here once; stored as JSON in the job row."""
+"""The HTTP contract: what a job asks for (dataset, teacher, budget; stored as JSON in the job row) and what
+the API answers. Validated here once; routes and the client use these models and nothing else."""
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from distill.pipeline import Pipeline, StudentArch
 
@@ -13,13 +15,19 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Printable text: no control characters (PostgreSQL refuses NUL; nothing legitimate needs them).
+Text = Annotated[str, StringConstraints(min_length=1, max_length=1000, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Id = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+
+
 class DatasetRef(_Model):
     """A text-classification dataset: built-in name, server-side path, or Hub name (see ``distill.data``)."""
 
-    source: str = Field(..., examples=["rotten_tomatoes"])
-    text_column: str = "text"
-    text_pair_column: str | None = None
-    label_column: str = "label"
+    source: Text = Field(..., examples=["rotten_tomatoes"])
+    text_column: Text = "text"
+    text_pair_column: Text | None = None
+    label_column: Text = "label"
     max_train: int | None = Field(None, ge=10, description="Stratified subset of the training split.")
     max_val: int | None = Field(None, ge=10, description="Stratified subset of the validation split.")
     seed: int = Field(0, ge=0)
@@ -34,8 +42,10 @@ class FinetuneRef(_Model):
 class TeacherRef(_Model):
     """A fine-tuned teacher (``path``: HF folder or Hub id), or a base encoder fine-tuned once (``base``)."""
 
-    path: str | None = None
-    base: str | None = Field(None, description="Base encoder folder/Hub id, or `minilm` for the shipped one.")
+    path: Text | None = None
+    base: Text | None = Field(
+        None, description="Base encoder folder/Hub id, or `minilm` for the shipped one."
+    )
     finetune: FinetuneRef = Field(default_factory=FinetuneRef)
 
     @model_validator(mode="after")
@@ -101,3 +111,170 @@ class JobSpec(_Model):
     dataset: DatasetRef
     teacher: TeacherRef
     budget: JobBudget = Field(default_factory=JobBudget)
+
+
+# ------------------------------------------------------------------------------------------------ the API
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a listing; ``total`` counts every item the filter matches."""
+
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+class DatasetIn(DatasetRef):
+    """Register a built-in dataset, a Hub dataset, or a file/folder under the server's import roots."""
+
+    name: Name | None = Field(None, description="Display name (default: from the source).")
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"source": "rotten_tomatoes", "max_train": 1000, "max_val": 300}]},
+    )
+
+
+class DatasetOut(BaseModel):
+    id: str
+    name: str
+    kind: Literal["upload", "path", "builtin", "hub"]
+    ref: DatasetRef
+    profile: dict[str, Any] = Field(description="Size, classes and their counts, balance, text lengths.")
+    size: int | None = Field(None, description="Bytes stored (uploads).")
+    created_at: datetime
+
+
+class TeacherIn(TeacherRef):
+    """Register a fine-tuned teacher (``path``: folder under the import roots, or Hub id), or a base encoder
+    that each job fine-tunes once on its dataset (``base``; ``minilm`` is shipped)."""
+
+    name: Name | None = None
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"base": "minilm", "finetune": {"epochs": 2}}]},
+    )
+
+
+class TeacherAccuracy(BaseModel):
+    job_id: str
+    dataset_id: str | None
+    dataset: str | None
+    accuracy: float
+
+
+class TeacherOut(BaseModel):
+    id: str
+    name: str
+    kind: Literal["upload", "path", "hub", "base"]
+    ref: TeacherRef
+    profile: dict[str, Any] = Field(description="Architecture, parameters, layers, labels.")
+    accuracies: list[TeacherAccuracy] = Field(
+        default_factory=list, description="Validation accuracy on each job's dataset that used it."
+    )
+    size: int | None = None
+    created_at: datetime
+
+
+class JobRequest(_Model):
+    """A distillation job: a registered dataset and teacher (their ids), and the budget and constraints."""
+
+    dataset_id: Id
+    teacher_id: Id
+    budget: JobBudget = Field(default_factory=JobBudget)
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "dataset_id": "0123456789abcdef0123456789abcdef",
+                    "teacher_id": "fedcba9876543210fedcba9876543210",
+                    "budget": {"trials": 12, "wall_seconds": 3600, "max_params": 16_000_000},
+                }
+            ]
+        },
+    )
+
+
+class Progress(BaseModel):
+    trials_done: int
+    trials_budget: int | None
+    fraction: float = Field(description="0–1: trials done over the budget.")
+    text: str
+
+
+class JobOut(BaseModel):
+    id: str
+    state: Literal["queued", "profiling", "searching", "finished", "failed", "cancelled"]
+    dataset_id: str | None
+    teacher_id: str | None
+    budget: JobBudget
+    progress: Progress
+    best_accuracy: float | None
+    best_trial_id: int | None
+    teacher_accuracy: float | None
+    eta_seconds: float | None = Field(description="Estimated seconds left (from the pace so far).")
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    urls: dict[str, str]
+
+
+class TrialOut(BaseModel):
+    id: int
+    job_id: str
+    number: int
+    status: Literal["running", "completed", "pruned", "failed"]
+    is_reference: Literal["no_kd", "vanilla_kd"] | None
+    pipeline: Pipeline
+    accuracy: float | None
+    macro_f1: float | None
+    params: int | None
+    latency_ms: float | None
+    ratio_to_teacher: float | None
+    gain_over_no_kd: float | None
+    wall_seconds: float | None
+    started_at: datetime
+    finished_at: datetime | None
+    epochs: list[dict[str, Any]] | None = Field(None, description="Per-epoch metrics (trial detail only).")
+    error: str | None = Field(None, description="Why the trial failed (trial detail only).")
+
+
+class TeacherSummary(BaseModel):
+    accuracy: float | None
+    params: int | None
+    latency_ms: float | None
+
+
+class RecommendationOut(BaseModel):
+    """The pipeline the service recommends now, with its score, its cost against the teacher, and why."""
+
+    job_id: str
+    available: bool
+    source: Literal["predicted", "measured"] | None = Field(
+        None, description="`predicted` before trials (from past jobs), `measured` from this job's trials."
+    )
+    final: bool = Field(False, description="True once the job has finished: this is the exported student.")
+    pipeline: Pipeline | None = None
+    trial_id: int | None = None
+    accuracy: float | None = None
+    ratio_to_teacher: float | None = None
+    params: int | None = None
+    latency_ms: float | None = None
+    teacher: TeacherSummary | None = None
+    size_ratio: float | None = Field(None, description="Student parameters / teacher parameters.")
+    speedup: float | None = Field(None, description="Teacher CPU latency / student CPU latency.")
+    why: str = ""
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+    database: str

@@ -22,7 +22,17 @@ from service.db import Job, Trial
 from service.db.session import VERSION_TABLE
 
 REPO = Path(__file__).resolve().parents[1]
-TABLES = {"jobs", "job_trials", "profiles", "artifacts", "recommendations"}
+TABLES = {
+    "api_keys",
+    "datasets",
+    "teachers",
+    "jobs",
+    "job_trials",
+    "profiles",
+    "artifacts",
+    "recommendations",
+}
+HEAD = "0002"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -72,7 +82,7 @@ def test_migrations_up_down_up_and_models_match(url: str) -> None:
 
     db.upgrade(url)
     assert _tables(url) == TABLES | {VERSION_TABLE}
-    assert db.current_revision(url) == "0001"
+    assert db.current_revision(url) == HEAD
     engine = db.make_engine(url)
     with engine.connect() as conn, warnings.catch_warnings():  # models and migration: the same schema
         warnings.simplefilter("ignore")  # SQLite cannot reflect the expression index; PostgreSQL compares it
@@ -104,7 +114,7 @@ def test_concurrent_upgrades_of_an_empty_database(url: str) -> None:
     for t in threads:
         t.join()
     assert errors == []
-    assert db.current_revision(url) == "0001"
+    assert db.current_revision(url) == HEAD
 
 
 def test_alembic_cli_reads_the_settings_url(tmp_path: Path) -> None:

@@ -15,18 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import transformers
 from pg import pg_server  # noqa: F401  (session fixture)
 
-from distill.assets import minilm_dir
-from distill.data import load_task
-from distill.engine import encode_fixed
-from distill.export import save_model
-from distill.hf import load_tokenizer
 from distill.pipeline import LogitLossSpec, Pipeline, StudentArch, Training
 from distill.settings import Settings
-from distill.trainer import train_model
 from search.tune import ensure_ray
 from service.db import jobs
 from service.schemas import DatasetRef, JobBudget, JobSpec, TeacherRef
@@ -66,27 +59,6 @@ def ray_local(plugin: Path):
     ensure_ray(num_cpus=2)
     yield
     ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def tiny_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer, 64-wide BERT teacher with MiniLM's vocabulary, fine-tuned briefly on Rotten Tomatoes."""
-    task = load_task("rotten_tomatoes").subset(400, 100, seed=1)
-    tok = load_tokenizer(minilm_dir())
-    cfg = transformers.BertConfig(
-        vocab_size=tok.vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=128, max_position_embeddings=64, num_labels=2,
-        id2label={0: "rotten", 1: "fresh"}, label2id={"rotten": 0, "fresh": 1},
-    )  # fmt: skip
-    torch.manual_seed(0)
-    model = transformers.BertForSequenceClassification(cfg)
-    ident = torch.arange(2)
-    train, val = (encode_fixed(x, tok, 32, ident) for x in (task.train, task.validation))
-    recipe = Pipeline(
-        loss=LogitLossSpec(name="ce_only", kd_weight=0.0), training=Training(lr=1e-3, epochs=1, max_length=32)
-    )
-    train_model(model, train, val, recipe, progress=False)
-    return save_model(model, tok, tmp_path_factory.mktemp("tiny-teacher"), card={"role": "teacher"})
 
 
 def _spec(teacher: Path, trials: int, **budget) -> JobSpec:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
-from distill.data import TextTask
+from distill.data import TextTask, check_label_compatibility
 from distill.engine import encode_fixed
 from distill.pipeline import StudentArch
 from distill.student import build_student, count_params, cpu_latency_ms, estimate_params
@@ -38,9 +38,14 @@ def dataset_profile(task: TextTask) -> dict[str, Any]:
     }
 
 
+def teacher_label_map(teacher: Teacher, task: TextTask) -> torch.Tensor:
+    """Dataset label id → the teacher's (a user's CSV may order the classes differently)."""
+    return torch.tensor(check_label_compatibility(task, teacher.labels, len(teacher.labels)))
+
+
 def teacher_profile(teacher: Teacher, task: TextTask, max_length: int) -> dict[str, Any]:
     """The teacher's shape, size, CPU latency, and accuracy on the job's validation split."""
-    val = encode_fixed(task.validation, teacher.tokenizer, max_length, torch.arange(task.num_labels))
+    val = encode_fixed(task.validation, teacher.tokenizer, max_length, teacher_label_map(teacher, task))
     return {
         **teacher.describe(),
         "accuracy": evaluate(teacher.model, val)["accuracy"],
@@ -108,7 +113,7 @@ def proxy_batch(teacher: Teacher, task: TextTask, max_length: int, size: int = 3
     """``size`` training examples (evenly spread over the split) as a proxy batch, trimmed to real length."""
     step = max(1, len(task.train) // size)
     examples = task.train[::step][:size]
-    enc = encode_fixed(examples, teacher.tokenizer, max_length, torch.arange(task.num_labels))
+    enc = encode_fixed(examples, teacher.tokenizer, max_length, teacher_label_map(teacher, task))
     n = int(enc.attention_mask.sum(1).max())
     return ProxyBatch(
         labels=enc.labels,

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from service.db.models import Trial
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel
 
 
-def describe(pipeline: dict) -> str:
+def describe(pipeline: dict[str, Any] | BaseModel) -> str:
     """``kl(T=4) + mi_alpha/skip, eda_swap×1, 2×384`` — a pipeline in one short line."""
+    if isinstance(pipeline, BaseModel):
+        pipeline = pipeline.model_dump(mode="json")
     loss, inter, aug, st = (
         pipeline["loss"],
         pipeline["intermediate"],
@@ -25,7 +30,8 @@ def describe(pipeline: dict) -> str:
     return f"{text}, {st['layers']}×{st['hidden']}"
 
 
-def leaderboard_table(trials: list[Trial], teacher_accuracy: float | None = None) -> str:
+def leaderboard_table(trials: Sequence[Any], teacher_accuracy: float | None = None) -> str:
+    """Trials (DB rows or the API's ``TrialOut``) as a fixed-width table."""
     rows = ["  #  status     accuracy  vs teacher  gain/no-KD   params   pipeline"]
     for t in trials:
         acc = f"{t.accuracy:.4f}" if t.accuracy is not None else "   -  "

@@ -163,7 +163,8 @@ class Worker:
     ) -> None:
         self.settings = settings or Settings.from_env()
         self.worker_id = worker_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
-        self.heartbeat_s, self.stale_after_s = heartbeat_s, stale_after_s
+        # beat well within the stale limit, or a live worker's job could look abandoned
+        self.heartbeat_s, self.stale_after_s = min(heartbeat_s, stale_after_s / 3), stale_after_s
         self.ray_address, self.num_cpus = ray_address, num_cpus
         self.on_trial = on_trial
         upgrade(self.settings.database_url)
@@ -274,7 +275,7 @@ class Worker:
             cache_dir=self.settings.teacher_outputs,
             progress=False,
         )
-        artifacts = self.settings.home / "artifacts" / job.id
+        artifacts = self.settings.artifacts / job.id
         inputs = TrialInputs(
             task,
             str(teacher.model.name_or_path),

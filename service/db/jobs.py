@@ -105,6 +105,8 @@ def create_job(
     owner: str | None = None,
     idempotency_key: str | None = None,
     study_name: str | None = None,
+    dataset_id: str | None = None,
+    teacher_id: str | None = None,
 ) -> Job:
     """Queue a job. With an ``idempotency_key`` already used by ``owner``, return that job instead."""
     budget = dict(budget or {})
@@ -125,6 +127,8 @@ def create_job(
                 state="queued",
                 dataset=dict(dataset),
                 teacher=dict(teacher),
+                dataset_id=dataset_id,
+                teacher_id=teacher_id,
                 budget=budget,
                 trials_done=0,
                 trials_budget=budget.get("trials"),
@@ -150,17 +154,25 @@ def get_job(db: Db, job_id: str) -> Job | None:
         return s.get(Job, job_id, populate_existing=True)
 
 
+def _job_filter(owner: str | None, state: str | None) -> list[ColumnElement[bool]]:
+    where = [] if owner is None else [Job.owner == owner]
+    return where if state is None else [*where, Job.state == state]
+
+
 def list_jobs(
     db: Db, *, owner: str | None = None, state: str | None = None, limit: int = 50, offset: int = 0
 ) -> list[Job]:
     """Newest first; ``owner``/``state`` filter when given."""
-    q = select(Job).order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
-    if owner is not None:
-        q = q.where(Job.owner == owner)
-    if state is not None:
-        q = q.where(Job.state == state)
+    q = select(Job).where(*_job_filter(owner, state))
+    q = q.order_by(Job.created_at.desc(), Job.id).limit(limit).offset(offset)
     with _read(db) as s:
         return list(s.scalars(q))
+
+
+def count_jobs(db: Db, *, owner: str | None = None, state: str | None = None) -> int:
+    """How many jobs ``list_jobs`` pages through."""
+    with _read(db) as s:
+        return s.scalar(select(func.count()).select_from(Job).where(*_job_filter(owner, state))) or 0
 
 
 def _claimable(cutoff: Any) -> ColumnElement[bool]:
@@ -456,6 +468,11 @@ def leaderboard(
     q = q.order_by(order.nulls_last(), Trial.number).limit(limit).offset(offset)
     with _read(db) as s:
         return list(s.scalars(q))
+
+
+def get_trial(db: Db, trial_id: int) -> Trial | None:
+    with _read(db) as s:
+        return s.get(Trial, trial_id, populate_existing=True)
 
 
 def count_trials(db: Db, job_id: str, *, status: str | Iterable[str] | None = None) -> int:

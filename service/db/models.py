@@ -1,4 +1,4 @@
-"""The trial database: jobs, trials, profiles, artifacts, recommendations (SQLite and PostgreSQL).
+"""The trial database: API keys, datasets, teachers, jobs, trials, profiles, artifacts, recommendations.
 
 Portable column types only: JSON (JSONB on PostgreSQL), timezone-aware UTC datetimes (stored as naive UTC text
 on SQLite), short strings with CHECK constraints for the state machines. The schema is created by Alembic
@@ -37,6 +37,8 @@ TERMINAL_STATES = ("finished", "failed", "cancelled")
 TRIAL_STATUSES = ("running", "completed", "pruned", "failed")
 REFERENCES = ("no_kd", "vanilla_kd")
 REC_SOURCES = ("predicted", "measured")
+DATASET_KINDS = ("upload", "path", "builtin", "hub")
+TEACHER_KINDS = ("upload", "path", "hub", "base")
 
 
 def utcnow() -> datetime:
@@ -91,6 +93,57 @@ class Base(DeclarativeBase):
     }
 
 
+class ApiKey(Base):
+    """A client of the API. Only the SHA-256 of the key is stored; ``prefix`` identifies it in listings."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class Dataset(Base):
+    """A dataset registered through the API: its ``ref`` (a ``DatasetRef``) and its profile."""
+
+    __tablename__ = "datasets"
+    __table_args__ = (
+        CheckConstraint(_in("kind", DATASET_KINDS), name="kind"),
+        Index("ix_datasets_owner_created_at", "owner", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    ref: Mapped[dict[str, Any]] = mapped_column()
+    profile: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TeacherEntry(Base):
+    """A teacher registered through the API: its ``ref`` (a ``TeacherRef``) and its profile."""
+
+    __tablename__ = "teachers"
+    __table_args__ = (
+        CheckConstraint(_in("kind", TEACHER_KINDS), name="kind"),
+        Index("ix_teachers_owner_created_at", "owner", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    ref: Mapped[dict[str, Any]] = mapped_column()
+    profile: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Job(Base):
     """One search: dataset + teacher + budget. Progress lives in the row, so polling is one cheap query."""
 
@@ -106,6 +159,8 @@ class Job(Base):
     state: Mapped[str] = mapped_column(String(16), default="queued")
     dataset: Mapped[dict[str, Any]] = mapped_column(default=dict)
     teacher: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    dataset_id: Mapped[str | None] = mapped_column(String(32))  # no FK (see migration 0002)
+    teacher_id: Mapped[str | None] = mapped_column(String(32), index=True)
     budget: Mapped[dict[str, Any]] = mapped_column(default=dict)
     trials_done: Mapped[int] = mapped_column(default=0)
     trials_budget: Mapped[int | None] = mapped_column()

@@ -1,0 +1,118 @@
+"""Queries on what clients bring: API keys, registered datasets and teachers (see ``jobs`` for the rest)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from sqlalchemy import func, select, update
+
+from service.db.jobs import Db, _read, _tx
+from service.db.models import ApiKey, Dataset, Job, Profile, TeacherEntry, new_id, utcnow
+
+KEY_PREFIX = "adk_"
+Entry = TypeVar("Entry", Dataset, TeacherEntry)
+
+
+def hash_key(key: str) -> str:
+    """SHA-256 of a key: keys are 256-bit random tokens, so a fast hash is enough (nothing to brute-force)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------ api keys
+
+
+def create_key(db: Db, name: str) -> tuple[ApiKey, str]:
+    """A new API key; returns the row and the key itself, which is stored only as its hash."""
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    with _tx(db) as s:
+        row = ApiKey(id=new_id(), name=name, prefix=key[:10], key_hash=hash_key(key), created_at=utcnow())
+        s.add(row)
+        return row, key
+
+
+def key_for(db: Db, key: str) -> ApiKey | None:
+    """The live (not revoked) key row for ``key``, or ``None``."""
+    q = select(ApiKey).where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
+    with _read(db) as s:
+        return s.scalars(q).first()
+
+
+def list_keys(db: Db) -> list[ApiKey]:
+    with _read(db) as s:
+        return list(s.scalars(select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)))
+
+
+def revoke_key(db: Db, key_id: str) -> bool:
+    """Revoke by id or prefix; ``False`` if no live key matched."""
+    q = update(ApiKey).where((ApiKey.id == key_id) | (ApiKey.prefix == key_id), ApiKey.revoked_at.is_(None))
+    with _tx(db) as s:
+        return s.execute(q.values(revoked_at=utcnow())).rowcount > 0
+
+
+# ---------------------------------------------------------------------------------- datasets and teachers
+
+
+def add_entry(
+    db: Db,
+    model: type[Entry],
+    *,
+    owner: str | None,
+    name: str,
+    kind: str,
+    ref: Mapping[str, Any],
+    profile: Mapping[str, Any],
+    size: int | None = None,
+    entry_id: str | None = None,
+) -> Entry:
+    """Register a ``Dataset`` or ``TeacherEntry`` (``entry_id``: when files were stored under it already)."""
+    with _tx(db) as s:
+        row = model(
+            id=entry_id or new_id(),
+            owner=owner,
+            name=name,
+            kind=kind,
+            ref=dict(ref),
+            profile=dict(profile),
+            size=size,
+            created_at=utcnow(),
+        )
+        s.add(row)
+        return row
+
+
+def get_entry(db: Db, model: type[Entry], entry_id: str) -> Entry | None:
+    with _read(db) as s:
+        return s.get(model, entry_id)
+
+
+def list_entries(
+    db: Db, model: type[Entry], *, owner: str | None, limit: int = 50, offset: int = 0
+) -> tuple[list[Entry], int]:
+    """A page of ``owner``'s entries, newest first, and how many there are in all."""
+    where = model.owner.is_(None) if owner is None else model.owner == owner
+    q = select(model).where(where).order_by(model.created_at.desc(), model.id).limit(limit).offset(offset)
+    with _read(db) as s:
+        return list(s.scalars(q)), s.scalar(select(func.count()).select_from(model).where(where)) or 0
+
+
+def teacher_accuracies(db: Db, teacher_id: str) -> list[dict[str, Any]]:
+    """The teacher's measured validation accuracy on each job's dataset that used it."""
+    q = (
+        select(Job.id, Job.dataset_id, Job.teacher_accuracy, Profile.data)
+        .join(Profile, (Profile.job_id == Job.id) & (Profile.kind == "dataset"), isouter=True)
+        .where(Job.teacher_id == teacher_id, Job.teacher_accuracy.is_not(None))
+        .order_by(Job.created_at)
+    )
+    with _read(db) as s:
+        return [
+            {
+                "job_id": job_id,
+                "dataset_id": dataset_id,
+                "dataset": (data or {}).get("name"),
+                "accuracy": acc,
+            }
+            for job_id, dataset_id, acc, data in s.execute(q)
+        ]

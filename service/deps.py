@@ -1,0 +1,72 @@
+"""What every route gets: the settings, the database, and the caller's API key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session, sessionmaker
+
+from distill.settings import Settings
+from service.db import ApiKey, Dataset, Job, TeacherEntry, get_entry, get_job, key_for
+
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API key>`")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Or the key in `X-API-Key`.")
+
+
+@dataclass(frozen=True)
+class Context:
+    settings: Settings
+    db: sessionmaker[Session]
+
+
+def context(request: Request) -> Context:
+    return request.app.state.ctx
+
+
+def api_key(
+    ctx: Annotated[Context, Depends(context)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    header: Annotated[str | None, Security(_header)],
+) -> ApiKey:
+    """The caller's live API key, or 401."""
+    given = bearer.credentials if bearer is not None else header
+    if not given:
+        raise HTTPException(
+            401,
+            "missing API key: send `Authorization: Bearer <key>` (or `X-API-Key`); "
+            "`autodistiller keys create` makes one",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    key = key_for(ctx.db, given)
+    if key is None:
+        raise HTTPException(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+    return key
+
+
+Ctx = Annotated[Context, Depends(context)]
+Key = Annotated[ApiKey, Depends(api_key)]
+
+
+def owned_job(ctx: Context, key: ApiKey, job_id: str) -> Job:
+    """The caller's job, or 404 (another key's job is reported as missing, not forbidden)."""
+    job = get_job(ctx.db, job_id)
+    if job is None or job.owner != key.id:
+        raise HTTPException(404, f"no job {job_id}")
+    return job
+
+
+def owned_dataset(ctx: Context, key: ApiKey, dataset_id: str) -> Dataset:
+    row = get_entry(ctx.db, Dataset, dataset_id)
+    if row is None or row.owner != key.id:
+        raise HTTPException(404, f"no dataset {dataset_id}")
+    return row
+
+
+def owned_teacher(ctx: Context, key: ApiKey, teacher_id: str) -> TeacherEntry:
+    row = get_entry(ctx.db, TeacherEntry, teacher_id)
+    if row is None or row.owner != key.id:
+        raise HTTPException(404, f"no teacher {teacher_id}")
+    return row

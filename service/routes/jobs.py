@@ -1,0 +1,321 @@
+"""``/v1/jobs`` and ``/v1/trials``: submit a job, follow it, read its recommendation and leaderboard, cancel
+it, download its student."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Response
+from fastapi.responses import FileResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from distill.data import DataError
+from service.db import (
+    SORT_KEYS,
+    TERMINAL_STATES,
+    TRIAL_STATUSES,
+    Job,
+    count_jobs,
+    count_trials,
+    create_job,
+    get_job,
+    get_profile,
+    get_trial,
+    latest_recommendation,
+    leaderboard,
+    list_artifacts,
+    list_jobs,
+    utcnow,
+)
+from service.db import cancel_job as cancel
+from service.deps import Context, Ctx, Key, owned_dataset, owned_job, owned_teacher
+from service.inputs import check_pair
+from service.routes.common import Limit, Offset
+from service.schemas import (
+    Id,
+    JobBudget,
+    JobOut,
+    JobRequest,
+    Page,
+    Progress,
+    RecommendationOut,
+    TeacherSummary,
+    TrialOut,
+)
+from service.uploads import guard_path, zip_folder
+
+router = APIRouter(tags=["jobs"])
+JobState = Literal["queued", "profiling", "searching", "finished", "failed", "cancelled"]
+SortKey = Literal[tuple(k for name in SORT_KEYS for k in (name, f"-{name}"))]  # type: ignore[valid-type]
+
+
+def job_out(job: Job) -> JobOut:
+    base = f"/v1/jobs/{job.id}"
+    done, budget = job.trials_done, job.trials_budget
+    return JobOut(
+        id=job.id,
+        state=job.state,  # type: ignore[arg-type]
+        dataset_id=job.dataset_id,
+        teacher_id=job.teacher_id,
+        budget=JobBudget.model_validate(job.budget),
+        progress=Progress(
+            trials_done=done,
+            trials_budget=budget,
+            fraction=1.0 if job.state == "finished" else min(1.0, done / budget) if budget else 0.0,
+            text=job.progress_text,
+        ),
+        best_accuracy=job.best_accuracy,
+        best_trial_id=job.best_trial_id,
+        teacher_accuracy=job.teacher_accuracy,
+        eta_seconds=_eta(job),
+        error=job.error,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        urls={
+            "self": base,
+            "events": f"{base}/events",
+            "recommendation": f"{base}/recommendation",
+            "trials": f"{base}/trials",
+            "student": f"{base}/student",
+            "cancel": f"{base}/cancel",
+        },
+    )
+
+
+def _eta(job: Job) -> float | None:
+    """Seconds left at the pace of the trials so far, capped by the job's wall-clock budget."""
+    if job.state in TERMINAL_STATES or job.started_at is None or not job.trials_done or not job.trials_budget:
+        return None
+    elapsed = (utcnow() - job.started_at).total_seconds()
+    left = elapsed / job.trials_done * max(0, job.trials_budget - job.trials_done)
+    wall = (job.budget or {}).get("wall_seconds")
+    return round(min(left, max(0.0, wall - elapsed)) if wall else left, 1)
+
+
+@router.post(
+    "/v1/jobs",
+    status_code=202,
+    response_model=JobOut,
+    summary="Submit a distillation job",
+    responses={404: {"description": "Unknown dataset or teacher"}, 422: {"description": "Bad request"}},
+)
+def submit_job(
+    body: JobRequest,
+    response: Response,
+    ctx: Ctx,
+    key: Key,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=128,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Repeat a POST safely: the same key returns the job it created the first time.",
+        ),
+    ] = None,
+) -> JobOut:
+    """Queue a search for the best KD pipeline and student for a registered dataset and teacher, within
+    the budget (trials, wall time) and constraints (max params, max latency, target ratio to the teacher).
+    Answered at once with the job and its URLs; a worker picks it up."""
+    dataset = owned_dataset(ctx, key, body.dataset_id)
+    teacher = owned_teacher(ctx, key, body.teacher_id)
+    try:
+        check_pair(dataset, teacher)
+    except DataError as e:
+        raise HTTPException(422, f"teacher and dataset do not match: {e}") from None
+    job = create_job(
+        ctx.db,
+        dataset=dataset.ref,
+        teacher=teacher.ref,
+        budget=body.budget.model_dump(mode="json"),
+        owner=key.id,
+        idempotency_key=idempotency_key,
+        dataset_id=dataset.id,
+        teacher_id=teacher.id,
+    )
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return job_out(job)
+
+
+@router.get("/v1/jobs", response_model=Page[JobOut], summary="My jobs, newest first")
+def jobs_page(
+    ctx: Ctx, key: Key, state: JobState | None = None, limit: Limit = 50, offset: Offset = 0
+) -> Page[JobOut]:
+    rows = list_jobs(ctx.db, owner=key.id, state=state, limit=limit, offset=offset)
+    total = count_jobs(ctx.db, owner=key.id, state=state)
+    return Page[JobOut](items=[job_out(j) for j in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get("/v1/jobs/{job_id}", response_model=JobOut, summary="A job: state, progress, best so far, ETA")
+def job_status(job_id: Id, ctx: Ctx, key: Key) -> JobOut:
+    return job_out(owned_job(ctx, key, job_id))
+
+
+@router.get(
+    "/v1/jobs/{job_id}/events",
+    summary="Live progress (server-sent events)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "`event: job` per change"}},
+)
+async def job_events(
+    job_id: Id, ctx: Ctx, key: Key, interval: Annotated[float, Query(ge=0.2, le=30)] = 1.0
+) -> StreamingResponse:
+    """A `text/event-stream`: an `event: job` with the job (as `GET /v1/jobs/{id}`) whenever it changes,
+    until it ends; a comment line every 15 s keeps proxies from closing the stream."""
+    owned_job(ctx, key, job_id)
+
+    async def stream() -> AsyncIterator[str]:
+        last, quiet = None, 0.0
+        while True:
+            job = await run_in_threadpool(get_job, ctx.db, job_id)
+            if job is None:
+                return
+            doc = job_out(job).model_dump(mode="json", exclude={"eta_seconds"})
+            if doc != last:
+                last, quiet = doc, 0.0
+                full = job_out(job).model_dump_json()
+                yield f"event: job\ndata: {full}\n\n"
+            elif quiet >= 15:
+                quiet = 0.0
+                yield ": keep-alive\n\n"
+            if job.state in TERMINAL_STATES:
+                return
+            await asyncio.sleep(interval)
+            quiet += interval
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+@router.get(
+    "/v1/jobs/{job_id}/recommendation",
+    response_model=RecommendationOut,
+    summary="The pipeline recommended now, its score, cost and why",
+)
+def recommendation(job_id: Id, ctx: Ctx, key: Key) -> RecommendationOut:
+    """During the search: the best pipeline measured so far. When the job has finished: the exported
+    student's pipeline (`final`). Before any trial: a predicted pipeline when one is known, else
+    `available: false` with the reason."""
+    job = owned_job(ctx, key, job_id)
+    prof = get_profile(ctx.db, "teacher", job_id=job.id)
+    t = prof.data if prof else {}
+    teacher = TeacherSummary(
+        accuracy=t.get("accuracy", job.teacher_accuracy),
+        params=t.get("params"),
+        latency_ms=t.get("latency_ms"),
+    )
+    rec = latest_recommendation(ctx.db, job.id)
+    best = leaderboard(ctx.db, job.id, sort="-accuracy", status="completed", limit=1)
+    if not best:
+        if rec is not None and rec.source == "predicted":
+            return RecommendationOut(
+                job_id=job.id, available=True, source="predicted", pipeline=rec.pipeline,
+                accuracy=rec.score, teacher=teacher, why=rec.why,
+            )  # fmt: skip
+        why = f"no trial has finished yet (job {job.state}: {job.progress_text})"
+        if job.state in ("failed", "cancelled"):
+            why = f"the job {job.state} before any trial finished" + (f": {job.error}" if job.error else "")
+        return RecommendationOut(job_id=job.id, available=False, teacher=teacher, why=why)
+    top = best[0]
+    final = job.state == "finished"
+    if final and rec is not None and rec.source == "measured":
+        why = rec.why
+    else:
+        n = count_trials(ctx.db, job.id, status=["completed", "pruned", "failed"])
+        why = f"best of {n} finished trials so far by validation accuracy ({top.accuracy:.4f}); {job.state}"
+    return RecommendationOut(
+        job_id=job.id,
+        available=True,
+        source="measured",
+        final=final,
+        pipeline=top.pipeline,
+        trial_id=top.id,
+        accuracy=top.accuracy,
+        ratio_to_teacher=top.ratio_to_teacher,
+        params=top.params,
+        latency_ms=top.latency_ms,
+        teacher=teacher,
+        size_ratio=top.params / teacher.params if top.params and teacher.params else None,
+        speedup=teacher.latency_ms / top.latency_ms if top.latency_ms and teacher.latency_ms else None,
+        why=why,
+    )
+
+
+@router.get("/v1/jobs/{job_id}/trials", response_model=Page[TrialOut], summary="The leaderboard")
+def trials_page(
+    job_id: Id,
+    ctx: Ctx,
+    key: Key,
+    sort: Annotated[SortKey, Query(description="A column; `-` first for descending.")] = "-accuracy",
+    status: Annotated[list[Literal[TRIAL_STATUSES]] | None, Query()] = None,  # type: ignore[valid-type]
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Page[TrialOut]:
+    """A page of the job's trials, best first by default; missing values sort last."""
+    owned_job(ctx, key, job_id)
+    rows = leaderboard(ctx.db, job_id, sort=sort, status=status, limit=limit, offset=offset)
+    return Page[TrialOut](
+        items=[
+            TrialOut.model_validate(r, from_attributes=True).model_copy(
+                update={"epochs": None, "error": None}
+            )
+            for r in rows
+        ],
+        total=count_trials(ctx.db, job_id, status=status),
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get("/v1/trials/{trial_id}", response_model=TrialOut, summary="One trial with its curves and error")
+def trial_detail(trial_id: Annotated[int, Path(ge=1, le=2**53)], ctx: Ctx, key: Key) -> TrialOut:
+    trial = get_trial(ctx.db, trial_id)
+    if trial is None:
+        raise HTTPException(404, f"no trial {trial_id}")
+    owned_job(ctx, key, trial.job_id)  # 404 for another key's trial
+    return TrialOut.model_validate(trial, from_attributes=True)
+
+
+@router.post(
+    "/v1/jobs/{job_id}/cancel",
+    response_model=JobOut,
+    summary="Cancel a job",
+    responses={409: {"description": "The job has already ended"}},
+)
+def cancel_job(job_id: Id, ctx: Ctx, key: Key) -> JobOut:
+    """Stop a queued or running job; finished trials are kept, running ones are marked failed."""
+    job = owned_job(ctx, key, job_id)
+    if not cancel(ctx.db, job.id):
+        raise HTTPException(409, f"job {job.id} has already ended ({job.state})")
+    return job_out(get_job(ctx.db, job.id))
+
+
+@router.get(
+    "/v1/jobs/{job_id}/student",
+    summary="Download the best student (a zip of a Hugging Face model folder)",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"application/zip": {}}, "description": "The student"},
+        409: {"description": "No student yet"},
+    },
+)
+def download_student(job_id: Id, ctx: Ctx, key: Key) -> FileResponse:
+    """The exported student: `config.json`, `model.safetensors`, the tokenizer and a model card;
+    `transformers.AutoModelForSequenceClassification.from_pretrained(folder)` loads it."""
+    job = owned_job(ctx, key, job_id)
+    folder = _student_folder(ctx, job)
+    archive = folder.with_name(folder.name + ".zip")
+    if not archive.is_file():
+        zip_folder(folder, archive, arc_root=f"student-{job.id}")
+    return FileResponse(archive, media_type="application/zip", filename=f"autodistiller-student-{job.id}.zip")
+
+
+def _student_folder(ctx: Context, job: Job):
+    arts = list_artifacts(ctx.db, job.id, kind="student")
+    if not arts:
+        raise HTTPException(409, f"job {job.id} has no student yet (state {job.state}: {job.progress_text})")
+    folder = guard_path(arts[-1].path, [ctx.settings.home])  # artifact paths are relative to the home
+    if not folder.is_dir():
+        raise HTTPException(410, f"the student of job {job.id} is no longer on the server")
+    return folder
