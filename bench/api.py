@@ -1,6 +1,7 @@
 """API latency under load: ``POST /v1/jobs`` and the ``/trials`` leaderboard of a 10,000-trial job.
 
-    .venv/bin/python -m bench.api [--trials 10000] [--clients 50] [--requests 40] [--uvicorn-workers 1]
+    .venv/bin/python -m bench.api [--trials 10000] [--clients 50] [--requests 40] [--think-ms 0]
+                                  [--uvicorn-workers 1 [--nodelay-fix]] [--scenarios post trials]
                                   [--database-url postgresql+psycopg://...] [--json results.json]
 
 Seeds a fresh database (SQLite in a temp home unless ``--database-url``): an API key, a dataset and a teacher
@@ -9,8 +10,9 @@ default search space; mostly completed, some pruned or failed) are bulk-inserted
 Then starts a real ``uvicorn --factory service.app:create_app`` in a subprocess on 127.0.0.1 and drives it
 from this process with ``--clients`` closed-loop clients (asyncio, one ``httpx.AsyncClient`` and keep-alive
 connection each): every client sends ``--warmup`` untimed requests, waits for the others, then ``--requests``
-timed ones, each as soon as its previous answer arrived. Latency is measured client-side per request (send
-to last body byte). Scenarios:
+timed ones, each as soon as its previous answer arrived (``--think-ms``: after an exponential pause of that
+mean instead, like people reading the answers). Latency is measured client-side per request (send to last
+body byte). Scenarios:
 
 - ``post``: ``POST /v1/jobs`` (dataset + teacher ids, a budget), each with a unique ``Idempotency-Key``;
 - ``trials``: ``GET /v1/jobs/{id}/trials`` on the big job, sorts ``-accuracy``, ``params``,
@@ -18,8 +20,9 @@ to last body byte). Scenarios:
 
 Prints p50/p90/p99/max latency and throughput per scenario against the goals (p99 < 50 ms for POST, < 100 ms
 for the leaderboard), and the leaderboard by sort × offset. With N closed-loop clients the latency is mostly
-queueing: p50 ≈ N / throughput. ``--clients 1 50`` also gives the unloaded service time. The load generator
-shares the machine with the server; its CPU use is printed.
+queueing: p50 ≈ N / throughput (Little's law). ``--clients 1 50`` also gives the unloaded service time. The
+load generator shares the machine with the server; its CPU use is printed. ``--nodelay-fix``: see
+``NODELAY_FIX`` (``uvicorn --workers N`` adds ~40 ms to every keep-alive request on Linux).
 """
 
 from __future__ import annotations
@@ -166,6 +169,25 @@ def seed_job(db: Any, owner: str, dataset: dict[str, Any], teacher: dict[str, An
 # ---------------------------------------------------------------------------------------------- server
 
 
+# `uvicorn --workers N` binds the listening socket itself with proto 0, so asyncio never sets TCP_NODELAY on
+# the accepted connections: Nagle holds each response's body until the client's delayed ACK, ~40 ms a request
+# on Linux (https://github.com/Kludex/uvicorn/issues/3149, open in uvicorn 0.54). `--nodelay-fix` runs uvicorn
+# through this launcher, which re-wraps that socket as IPPROTO_TCP; the service itself is unchanged.
+NODELAY_FIX = """
+import socket, sys
+import uvicorn.config, uvicorn.main
+bind = uvicorn.config.Config.bind_socket
+def bind_tcp(self):
+    sock = bind(self)
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.proto == 0:
+        sock = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
+    return sock
+uvicorn.config.Config.bind_socket = bind_tcp
+sys.argv[0] = "uvicorn"
+uvicorn.main.main()
+"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -173,11 +195,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(home: Path, url: str, workers: int, log: Path) -> Iterator[str]:
+def server(home: Path, url: str, workers: int, log: Path, nodelay_fix: bool = False) -> Iterator[str]:
     """``uvicorn --factory service.app:create_app`` on a free port; yields its base URL once healthy."""
     port = free_port()
     env = {**os.environ, "AUTODISTILLER_HOME": str(home), "AUTODISTILLER_DATABASE_URL": url}
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "service.app:create_app", "--host", "127.0.0.1",
+    launcher = ["-c", NODELAY_FIX] if nodelay_fix else ["-m", "uvicorn"]
+    cmd = [sys.executable, *launcher, "--factory", "service.app:create_app", "--host", "127.0.0.1",
            "--port", str(port), "--workers", str(workers), "--no-access-log",
            "--log-level", "warning"]  # fmt: skip
     root = Path(__file__).resolve().parents[1]
@@ -206,6 +229,14 @@ def server(home: Path, url: str, workers: int, log: Path) -> Iterator[str]:
 
 
 # ------------------------------------------------------------------------------------------------ load
+
+
+@dataclass(frozen=True)
+class Load:
+    clients: int
+    requests: int  # timed, per client
+    warmup: int  # untimed, per client, first
+    think_ms: float = 0.0  # mean pause between a client's requests (0: closed loop, back to back)
 
 
 @dataclass
@@ -243,22 +274,25 @@ def make_request(scenario: str, ctx: dict[str, Any], client: int, i: int) -> tup
     return "GET", f"/v1/jobs/{ctx['job_id']}/trials", {"params": params}, f"{sort} @{offset}"
 
 
-async def _load(base: str, key: str, scenario: str, ctx: dict[str, Any], clients: int, requests: int,
-                warmup: int) -> tuple[list[tuple[str, float, bool]], float, float]:  # fmt: skip
+async def _load(
+    base: str, key: str, scenario: str, ctx: dict[str, Any], load: Load
+) -> tuple[list[tuple[str, float, bool]], float, float]:
+    """(variant, ms, ok) per timed request, the timed phase's wall seconds and this process's CPU seconds."""
     expect = 202 if scenario == "post" else 200
-    ready = asyncio.Barrier(clients + 1)
+    ready = asyncio.Barrier(load.clients + 1)
     go = asyncio.Event()
 
     async def one(c: int) -> list[tuple[str, float, bool]]:
+        rng = random.Random(c)
         headers = {"Authorization": f"Bearer {key}"}
         async with httpx.AsyncClient(base_url=base, headers=headers, timeout=120) as http:
-            for i in range(warmup):
-                method, path, kw, _ = make_request(scenario, ctx, c, requests + i)
+            for i in range(load.warmup):
+                method, path, kw, _ = make_request(scenario, ctx, c, load.requests + i)
                 (await http.request(method, path, **kw)).raise_for_status()
             await ready.wait()
             await go.wait()
             out = []
-            for i in range(requests):
+            for i in range(load.requests):
                 method, path, kw, variant = make_request(scenario, ctx, c, i)
                 t0 = time.perf_counter()
                 r = await http.request(method, path, **kw)
@@ -268,9 +302,11 @@ async def _load(base: str, key: str, scenario: str, ctx: dict[str, Any], clients
                     page = r.json()
                     ok = len(page["items"]) == max(0, min(PAGE, page["total"] - kw["params"]["offset"]))
                 out.append((variant, ms, ok))
+                if load.think_ms:  # a user reading the answer: exponential pause, mean think_ms
+                    await asyncio.sleep(rng.expovariate(1000 / load.think_ms))
             return out
 
-    tasks = [asyncio.create_task(one(c)) for c in range(clients)]
+    tasks = [asyncio.create_task(one(c)) for c in range(load.clients)]
     await ready.wait()
     t0, cpu0 = time.perf_counter(), time.process_time()
     go.set()
@@ -278,9 +314,8 @@ async def _load(base: str, key: str, scenario: str, ctx: dict[str, Any], clients
     return samples, time.perf_counter() - t0, time.process_time() - cpu0
 
 
-def run_scenario(base: str, key: str, scenario: str, ctx: dict[str, Any], clients: int, requests: int,
-                 warmup: int) -> Result:  # fmt: skip
-    samples, wall, cpu = asyncio.run(_load(base, key, scenario, ctx, clients, requests, warmup))
+def run_scenario(base: str, key: str, scenario: str, ctx: dict[str, Any], load: Load) -> Result:
+    samples, wall, cpu = asyncio.run(_load(base, key, scenario, ctx, load))
     ms = sorted(m for _, m, _ in samples)
     variants: dict[str, list[float]] = {}
     for v, m, _ in samples:
@@ -291,7 +326,7 @@ def run_scenario(base: str, key: str, scenario: str, ctx: dict[str, Any], client
     }
     p99 = percentile(ms, 99)
     return Result(
-        scenario=scenario, clients=clients, requests=len(ms), errors=sum(not ok for _, _, ok in samples),
+        scenario=scenario, clients=load.clients, requests=len(ms), errors=sum(not ok for _, _, ok in samples),
         p50_ms=percentile(ms, 50), p90_ms=percentile(ms, 90), p99_ms=p99, max_ms=ms[-1],
         mean_ms=sum(ms) / len(ms), throughput=len(ms) / wall, goal_p99_ms=GOALS_MS[scenario],
         met=p99 < GOALS_MS[scenario] and not any(not ok for _, _, ok in samples), client_cpu=cpu / wall,
@@ -308,7 +343,14 @@ def main() -> None:
     ap.add_argument("--clients", type=int, nargs="+", default=[50], help="concurrent clients (one run each)")
     ap.add_argument("--requests", type=int, default=40, help="timed requests per client")
     ap.add_argument("--warmup", type=int, default=3, help="untimed requests per client first")
+    ap.add_argument(
+        "--think-ms",
+        type=float,
+        default=0.0,
+        help="mean pause between a client's requests (default 0: back to back)",
+    )
     ap.add_argument("--uvicorn-workers", type=int, default=1)
+    ap.add_argument("--nodelay-fix", action="store_true", help="undo uvicorn's --workers N Nagle delay")
     ap.add_argument("--scenarios", nargs="+", choices=sorted(GOALS_MS), default=["post", "trials"])
     ap.add_argument("--database-url", help="default: SQLite in the temp home")
     ap.add_argument("--json", type=Path, help="also write the results here")
@@ -321,7 +363,7 @@ def main() -> None:
         engine = make_engine(url)
         db = session_factory(engine)
         key_row, key = create_key(db, "bench-api")
-        with server(home, url, args.uvicorn_workers, Path(tmp) / "uvicorn.log") as base:
+        with server(home, url, args.uvicorn_workers, Path(tmp) / "uvicorn.log", args.nodelay_fix) as base:
             auth = {"Authorization": f"Bearer {key}"}
             with httpx.Client(base_url=base, headers=auth, timeout=300) as http:
                 t0 = time.perf_counter()
@@ -336,17 +378,18 @@ def main() -> None:
             print(f"registered dataset + teacher over HTTP in {t1 - t0:.1f} s; seeded {args.trials} "
                   f"trials in {t2 - t1:.1f} s ({engine.dialect.name})", file=sys.stderr)  # fmt: skip
             ctx = {"dataset_id": ds.json()["id"], "teacher_id": teacher.json()["id"], "job_id": job_id}
+            loads = [Load(n, args.requests, args.warmup, args.think_ms) for n in args.clients]
             results = [
-                run_scenario(base, key, scenario, ctx, clients, args.requests, args.warmup)
-                for clients in args.clients
-                for scenario in args.scenarios
+                run_scenario(base, key, scenario, ctx, load) for load in loads for scenario in args.scenarios
             ]
         engine.dispose()
 
     names = {"post": "POST /v1/jobs", "trials": f"GET /v1/jobs/{{id}}/trials ({args.trials:,} trials)"}
-    print(f"\nuvicorn --workers {args.uvicorn_workers}, {engine.dialect.name}, {os.cpu_count()} CPU cores "
-          f"shared with the load generator; {args.requests} timed requests per client after "
-          f"{args.warmup} warm-up\n")  # fmt: skip
+    fix = " (TCP_NODELAY fix)" if args.nodelay_fix else ""
+    print(f"\nuvicorn --workers {args.uvicorn_workers}{fix}, {engine.dialect.name}, {os.cpu_count()} CPU "
+          f"cores shared with the load generator; {args.requests} timed requests per client after "
+          f"{args.warmup} warm-up" + (f", {args.think_ms:g} ms mean think time" if args.think_ms else "")
+          + "\n")  # fmt: skip
     print("| scenario | clients | requests | p50 ms | p90 ms | p99 ms | max ms | req/s | goal (p99) | met | "
           "client CPU |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|---|")

@@ -206,6 +206,14 @@ def _dataset_parts(ds: Any, where: str) -> tuple[pd.DataFrame, pd.DataFrame | No
     return train.to_pandas(), None if val is None else val.to_pandas(), class_names
 
 
+def _expand(source: str) -> Path:
+    """``source`` as a path with ``~`` expanded (kept as is when ``~user`` names no user)."""
+    try:
+        return Path(source).expanduser()
+    except RuntimeError:
+        return Path(source)
+
+
 def _looks_like_path(source: str) -> bool:
     return (
         source.startswith(("/", ".", "~", "\\"))
@@ -248,7 +256,18 @@ def _texts(df: pd.DataFrame, col: str, where: str) -> list[str]:
             f"{where}: {len(empty)} row(s) with empty or whitespace-only text in column `{col}` "
             f"(row indices {_rows(empty)}); remove or fill them"
         )
+    _refuse_nul(texts, where, col)
     return texts
+
+
+def _refuse_nul(values: list[Any], where: str, col: str) -> None:
+    """NUL characters are binary debris, not text (and no database stores them in JSON): say where."""
+    bad = [i for i, v in enumerate(values) if isinstance(v, str) and "\x00" in v]
+    if bad:
+        raise DataError(
+            f"{where}: {len(bad)} row(s) with NUL characters in column `{col}` (row indices {_rows(bad)}); "
+            "is it a text file?"
+        )
 
 
 def _label_key(value: Any) -> int | str:
@@ -274,6 +293,7 @@ def _raw_labels(df: pd.DataFrame, col: str, where: str, class_names: list[str] |
             f"{where}: {len(missing)} row(s) with a missing label in column `{col}` "
             f"(row indices {_rows(missing)})"
         )
+    _refuse_nul(values, where, col)
     return [_label_key(v) for v in values]
 
 
@@ -330,10 +350,14 @@ def load_task(
         train, val = _stratified_split(examples, validation_fraction, seed)
         return TextTask(name or source, labels, train, val, is_pair=False, meta={"source": source})
 
-    path = Path(source).expanduser()
+    path = _expand(source)
     class_names: dict[str, list[str]] = {}
     val_df: pd.DataFrame | None
-    if path.is_dir():
+    try:
+        is_dir, is_file = path.is_dir(), path.is_file()
+    except (OSError, ValueError) as e:  # a name too long for the file system, a NUL byte
+        raise DataError(f"`{source[:200]}` is not a usable file name: {e}") from None
+    if is_dir:
         import datasets
 
         if not any((path / f).exists() for f in ("dataset_info.json", "dataset_dict.json", "state.json")):
@@ -347,7 +371,7 @@ def load_task(
             raise DataError(f"could not load the saved dataset at {path}: {e}") from None
         where = str(path)
         train_df, val_df, class_names = _dataset_parts(ds, where)
-    elif path.is_file():
+    elif is_file:
         if path.suffix.lower() not in FILE_SUFFIXES:
             raise DataError(
                 f"unsupported file extension `{path.suffix or '(none)'}` for {path} "

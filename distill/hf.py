@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import torch
 import transformers
+from safetensors import safe_open
 
 transformers.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
@@ -37,21 +40,62 @@ def check_model_folder(folder: Path) -> None:
         pickled = sorted(p.name for p in files if p.suffix in PICKLE_SUFFIXES)
         what = f"pickled weights ({', '.join(pickled)})" if pickled else "no weights"
         raise ModelError(f"{folder} has {what}; only safetensors weights are accepted")
+    _check_weight_count(folder)
 
 
-def load_classifier(source: str | Path, **kw: object) -> transformers.PreTrainedModel:
-    """A sequence-classification model from a checked local folder or a Hub id (safetensors only)."""
+def _check_weight_count(folder: Path, coverage: float = 0.9) -> None:
+    """Refuse weights far smaller than the model the config describes, before that model is allocated
+    (a tiny archive must not make the server build a huge, random model). Reads tensor headers only."""
+    try:
+        cfg = transformers.AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
+        with torch.device("meta"):  # shapes only, no memory
+            model = transformers.AutoModelForSequenceClassification.from_config(cfg)
+    except (OSError, ValueError, TypeError) as e:
+        raise ModelError(f"{folder}/config.json does not describe a usable model: {e}") from None
+    need = sum(p.numel() for p in model.parameters())
+    have = 0
+    for f in folder.glob("*.safetensors"):
+        try:
+            with safe_open(str(f), "pt") as h:
+                have += sum(math.prod(h.get_slice(k).get_shape()) for k in h.keys())  # noqa: SIM118
+        except Exception as e:  # a corrupt or truncated file
+            raise ModelError(f"{f.name} is not a readable safetensors file: {e}") from None
+    if have < coverage * need:
+        raise ModelError(
+            f"{folder}: the safetensors weights hold {have:,} values but config.json describes a model of "
+            f"{need:,} parameters; upload the weights that belong to this config"
+        )
+
+
+def load_classifier(
+    source: str | Path, *, complete: bool = False, **kw: object
+) -> transformers.PreTrainedModel:
+    """A sequence-classification model from a checked local folder or a Hub id (safetensors only).
+    ``complete``: refuse weights that leave any of the model's tensors (its classifier too) uninitialised —
+    what a fine-tuned teacher must satisfy; a base encoder gets a new classifier."""
     path = Path(source)
-    if path.exists():
+    try:
+        local = path.exists()
+    except (OSError, ValueError) as e:  # a name too long for the file system, a NUL byte
+        raise ModelError(f"`{str(source)[:200]}` is not a usable model path: {e}") from None
+    if local:
         check_model_folder(path)
     elif "/" not in str(source) or str(source).startswith((".", "/")):
         raise ModelError(f"model {source} is neither an existing folder nor a Hub id (org/name)")
     try:
-        return transformers.AutoModelForSequenceClassification.from_pretrained(
-            str(source), use_safetensors=True, trust_remote_code=False, **kw
+        model, info = transformers.AutoModelForSequenceClassification.from_pretrained(
+            str(source), use_safetensors=True, trust_remote_code=False, output_loading_info=True, **kw
         )
     except OSError as e:
         raise ModelError(f"could not load model {source}: {e}") from None
+    missing = sorted(info["missing_keys"])
+    if complete and missing:
+        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise ModelError(
+            f"model {source} is not a complete fine-tuned classifier: its weights lack {len(missing)} "
+            f"tensors ({shown})"
+        )
+    return model
 
 
 def load_tokenizer(source: str | Path) -> transformers.PreTrainedTokenizerBase:

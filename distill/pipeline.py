@@ -22,7 +22,7 @@ def pipeline_key(doc: dict) -> str:
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class StudentArch(_Spec):
@@ -121,7 +121,7 @@ class Training(_Spec):
     max_length: int = Field(64, ge=8, le=512)
     warmup: float = Field(0.1, ge=0, le=0.5, description="Fraction of steps with linear warm-up.")
     weight_decay: float = Field(0.01, ge=0, le=1)
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
 
 
 class Pipeline(_Spec):

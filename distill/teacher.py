@@ -69,7 +69,7 @@ def load_teacher(source: str | Path, *, eager: bool = True) -> Teacher:
     ``eager`` attention is needed for attention maps; it is what the cache of teacher outputs uses.
     """
     attn = "eager" if eager else "sdpa"
-    model = load_classifier(source, attn_implementation=attn)
+    model = load_classifier(source, complete=True, attn_implementation=attn)
     model.eval()
     path = Path(source)
     fp = folder_fingerprint(path) if path.is_dir() else hashlib.sha256(str(source).encode()).hexdigest()[:16]

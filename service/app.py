@@ -9,6 +9,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from distill.data import DataError
@@ -51,6 +52,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + MULTIPART_SLACK)
     for router in (datasets.router, teachers.router, jobs.router):
         app.include_router(router)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, e: RequestValidationError) -> JSONResponse:
+        # FastAPI's own reply echoes the input, which may not be JSON (NaN): say where and what, not the value
+        errors = [{"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]} for err in e.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
 
     @app.exception_handler(UploadError)
     async def _upload_error(_: Request, e: UploadError) -> JSONResponse:

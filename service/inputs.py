@@ -26,6 +26,12 @@ ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 EXAMPLES_SHOWN = 3
 
 
+def clean_name(text: str | None, fallback: str) -> str:
+    """A display name from user text (a file name, a path): printable, at most 200 characters."""
+    name = "".join(ch for ch in (text or "") if ch.isprintable()).strip()[:200]
+    return name or fallback
+
+
 def _is_local(source: str) -> bool:
     """A server-side path, as opposed to a Hub name (``org/name`` or a bare name)."""
     return source.startswith(("/", ".", "~")) or Path(source).suffix.lower() in FILE_SUFFIXES
@@ -62,7 +68,7 @@ def register_dataset(db: Db, settings: Settings, body: DatasetIn, owner: str | N
     else:
         kind = "hub"
     task = _load(ref)
-    name = body.name or task.name
+    name = body.name or clean_name(task.name, "dataset")
     return add_entry(
         db, Dataset, owner=owner, name=name, kind=kind, ref=ref.model_dump(), profile=_profile(task)
     )
@@ -90,7 +96,7 @@ def register_uploaded_dataset(
             db,
             Dataset,
             owner=owner,
-            name=name or file.name,
+            name=clean_name(name, "upload"),
             kind="upload",
             ref=ref.model_dump(),
             profile=_profile(task),
@@ -139,7 +145,7 @@ def register_teacher(db: Db, settings: Settings, body: TeacherIn, owner: str | N
             kind = "hub" if ref.path else "base"
         ref = ref.model_copy(update={"path": source} if ref.path else {"base": source})
         profile = _teacher_profile(source) if ref.path else _base_profile(source)
-    name = body.name or Path(source).name or source
+    name = body.name or clean_name(Path(source).name or source, "teacher")
     return add_entry(
         db, TeacherEntry, owner=owner, name=name, kind=kind, ref=ref.model_dump(), profile=profile
     )
@@ -161,7 +167,7 @@ def register_uploaded_teacher(
             db,
             TeacherEntry,
             owner=owner,
-            name=name or archive.name.split(".")[0],
+            name=clean_name(name, "teacher"),
             kind="upload",
             ref=ref.model_dump(),
             profile=profile,

@@ -12,7 +12,7 @@ from distill.pipeline import Pipeline, StudentArch
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 # Printable text: no control characters (PostgreSQL refuses NUL; nothing legitimate needs them).
@@ -30,7 +30,7 @@ class DatasetRef(_Model):
     label_column: Text = "label"
     max_train: int | None = Field(None, ge=10, description="Stratified subset of the training split.")
     max_val: int | None = Field(None, ge=10, description="Stratified subset of the validation split.")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
 
 
 class FinetuneRef(_Model):
@@ -68,7 +68,7 @@ class JobBudget(_Model):
     cpus_per_trial: float = Field(1.0, gt=0, le=256)
     space: Literal["default", "small"] = "default"
     max_length: int = Field(64, ge=8, le=512)
-    epochs: list[int] | None = Field(
+    epochs: list[Annotated[int, Field(ge=1, le=100)]] | None = Field(
         None, description="Epoch counts the search may pick (default: preset's)."
     )
     early_stopping: bool = Field(True, description="ASHA stops poor trials early on validation accuracy.")
@@ -92,7 +92,7 @@ class JobBudget(_Model):
     warm_start: list[Pipeline] = Field(
         default_factory=list, description="Pipelines to evaluate first, after the two references."
     )
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
 
     @model_validator(mode="after")
     def _objectives(self) -> JobBudget:
@@ -135,6 +135,7 @@ class DatasetIn(DatasetRef):
 
     model_config = ConfigDict(
         extra="forbid",
+        allow_inf_nan=False,
         json_schema_extra={"examples": [{"source": "rotten_tomatoes", "max_train": 1000, "max_val": 300}]},
     )
 
@@ -157,6 +158,7 @@ class TeacherIn(TeacherRef):
 
     model_config = ConfigDict(
         extra="forbid",
+        allow_inf_nan=False,
         json_schema_extra={"examples": [{"base": "minilm", "finetune": {"epochs": 2}}]},
     )
 
@@ -190,6 +192,7 @@ class JobRequest(_Model):
 
     model_config = ConfigDict(
         extra="forbid",
+        allow_inf_nan=False,
         json_schema_extra={
             "examples": [
                 {

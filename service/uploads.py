@@ -75,14 +75,19 @@ def guard_path(path: str | Path, roots: Sequence[Path]) -> Path:
     if not roots:
         raise UploadError("no folders are allowed for server-side paths", status=403)
     resolved_roots = [Path(r).expanduser().resolve() for r in roots]
-    candidate = Path(path).expanduser()
+    candidate = Path(path)  # no `~` expansion: a client's `~` means nothing on the server
     if not candidate.is_absolute():
         candidate = resolved_roots[0] / candidate
-    resolved = candidate.resolve()
-    if not any(resolved.is_relative_to(root) for root in resolved_roots):
+    try:
+        resolved = candidate.resolve()
+        inside = any(resolved.is_relative_to(root) for root in resolved_roots)
+        exists = inside and resolved.exists()
+    except (OSError, ValueError) as e:  # a name too long, a NUL byte...
+        raise UploadError(f"path {str(path)[:200]!r} is not a usable path: {e}") from None
+    if not inside:
         allowed = ", ".join(str(r) for r in resolved_roots)
         raise UploadError(f"path {path} is outside the allowed folders ({allowed})", status=403)
-    if not resolved.exists():
+    if not exists:
         raise UploadError(f"path {path} does not exist", status=404)
     return resolved
 

@@ -36,6 +36,16 @@ UNKNOWN_ID = "0123456789abcdef0123456789abcdef"
 BAD_IDS = ["abc", "0" * 31, "0" * 33, "A" * 32, "g" * 32, "0123456789abcdef0123456789abcde-"]
 ROWS = "".join(f"review number {i} of the film,{i % 2}\n" for i in range(40))
 GOOD_CSV = ("text,label\n" + ROWS).encode()
+TABLES = (
+    "api_keys",
+    "datasets",
+    "teachers",
+    "jobs",
+    "job_trials",
+    "profiles",
+    "artifacts",
+    "recommendations",
+)
 
 
 # ----------------------------------------------------------------------------------------------- fixtures
@@ -112,10 +122,8 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 def database_url(request: pytest.FixtureRequest, backend: str, folder: Path) -> str:
-    if backend == "sqlite":
-        return (
-            f"sqlite:///{folder / 'db.sqlite'}"  # beside the home, so the home holds only what the API wrote
-        )
+    if backend == "sqlite":  # beside the home, so the home holds only what the API wrote
+        return f"sqlite:///{folder / 'db.sqlite'}"
     return request.getfixturevalue("pg_server").create_database()
 
 
@@ -137,9 +145,10 @@ class Api:
     def db(self) -> Any:
         return self.app.state.ctx.db
 
-    def job(self, headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    def job(self, headers: dict[str, str] | None = None) -> Response:
+        """Submit a small job for the dataset and the base-encoder teacher (as A unless told)."""
         body = {"dataset_id": self.dataset_id, "teacher_id": self.teacher_id, "budget": {"trials": 2}}
-        return self.client.post("/v1/jobs", json=body, headers=headers or self.a, **extra)
+        return self.client.post("/v1/jobs", json=body, headers=headers or self.a)
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -207,12 +216,13 @@ def state(app: FastAPI) -> tuple[dict[str, int], set[str]]:
 
 @contextmanager
 def unchanged(app: FastAPI) -> Iterator[None]:
+    """Assert that the block changes no table's row count and no path under the home."""
     counts, paths = state(app)
-    assert {"api_keys", "datasets", "teachers", "jobs", "job_trials", "profiles", "artifacts"} <= set(counts)
-    assert "recommendations" in counts
+    assert set(TABLES) <= set(counts)
     yield
     after_counts, after_paths = state(app)
-    assert after_counts == counts, "a refused request changed the database"
+    changed = {t: (n, after_counts[t]) for t, n in counts.items() if after_counts[t] != n}
+    assert not changed, f"a refused request changed the database (rows before, after): {changed}"
     assert after_paths == paths, f"a refused request left files: {sorted(after_paths ^ paths)}"
 
 
@@ -232,6 +242,16 @@ def upload_dataset(api: Api, name: str, data: bytes, **form: str) -> Response:
 
 def upload_teacher(api: Api, name: str, data: bytes, **form: str) -> Response:
     return api.client.post("/v1/teachers", files={"file": (name, data)}, data=form, headers=api.a)
+
+
+def test_unchanged_notices_rows_and_files(api: Api) -> None:
+    """The snapshot check itself: an accepted upload adds a row and a file, and is caught."""
+    with pytest.raises(AssertionError, match="changed the database"), unchanged(api.app):
+        assert upload_dataset(api, "ok.csv", GOOD_CSV).status_code == 201
+    stray = api.settings.uploads / "datasets" / "stray.txt"
+    with pytest.raises(AssertionError, match="left files"), unchanged(api.app):
+        stray.write_text("x")
+    stray.unlink()
 
 
 # ----------------------------------------------------------------------------------------------- datasets
@@ -526,11 +546,6 @@ def test_student_of_unfinished_job_is_409(api: Api) -> None:
         refused(r, 409, "no student yet", "queued")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the 410 branch of `_student_folder` is unreachable: `guard_path` first raises its own 404 "
-    "`path artifacts/<id>/student does not exist` (an internal path; reads as if the job were unknown)",
-)
 def test_student_gone_is_410(api: Api) -> None:
     r = api.job()
     job_id = r.json()["id"]
@@ -549,12 +564,10 @@ def test_idempotency_key(api: Api) -> None:
     assert again.json()["id"] == first.json()["id"]
     assert again.headers["Location"] == f"/v1/jobs/{first.json()['id']}"
     assert state(api.app)[0] == counts  # no second row
-    engine = api.app.state.ctx.db.kw["bind"]
-    with engine.connect() as conn:
-        rows = conn.execute(select(Base.metadata.tables["jobs"].c.id).where(
-            Base.metadata.tables["jobs"].c.idempotency_key == key
-        )).all()  # fmt: skip
-    assert [r.id for r in rows] == [first.json()["id"]]
+    jobs = Base.metadata.tables["jobs"]
+    with api.app.state.ctx.db.kw["bind"].connect() as conn:
+        ids = conn.scalars(select(jobs.c.id).where(jobs.c.idempotency_key == key)).all()
+    assert ids == [first.json()["id"]]
     # Another key using the same Idempotency-Key gets a job of its own, never A's.
     rt = {"source": "rotten_tomatoes", "max_train": 100, "max_val": 50}
     b_dataset = api.client.post("/v1/datasets", json=rt, headers=api.b).json()["id"]
@@ -655,11 +668,6 @@ def test_wrong_content_type_is_415(api: Api, route: str, ctype: str | None) -> N
         refused(r, 415, "application/json", "multipart/form-data")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="POST /v1/jobs answers a non-JSON body with FastAPI's 422 'Input should be a valid dictionary' "
-    "(no hint about the content type) instead of 415 like /v1/datasets and /v1/teachers",
-)
 def test_jobs_wrong_content_type_is_415(api: Api) -> None:
     body = json.dumps({"dataset_id": api.dataset_id, "teacher_id": api.teacher_id}).encode()
     with unchanged(api.app):
@@ -680,71 +688,110 @@ def test_other_keys_resources_are_invisible(api: Api) -> None:
         )
         refused(api.client.get(f"/v1/teachers/{api.tiny3_id}", headers=b), 404, "no teacher")
         refused(api.client.get(f"/v1/trials/{api.trial_id}", headers=b), 404)
-        for body, what in [
-            ({"dataset_id": api.dataset_id, "teacher_id": api.teacher_id}, "no dataset"),
-            ({"dataset_id": api.dataset_id, "teacher_id": UNKNOWN_ID}, "no dataset"),
-        ]:
-            refused(api.client.post("/v1/jobs", json=body, headers=b), 404, what)
+        body = {"dataset_id": api.dataset_id, "teacher_id": api.teacher_id}
+        refused(api.client.post("/v1/jobs", json=body, headers=b), 404, "no dataset")
         listed = [
             api.client.get(f"/v1/{what}", headers=b).json() for what in ("jobs", "datasets", "teachers")
         ]
         for page in listed:
             ids = {item["id"] for item in page["items"]}
             assert not ids & {job_id, api.dataset_id, api.teacher_id, api.tiny3_id}
-    # B's own teacher does not open A's dataset either
+    # with B's own dataset and teacher beside them, A's dataset and A's teacher are still unknown to B
+    rt = {"source": "rotten_tomatoes", "max_train": 100, "max_val": 50}
+    b_dataset = api.client.post("/v1/datasets", json=rt, headers=b).json()["id"]
     b_teacher = api.client.post("/v1/teachers", json={"base": "minilm"}, headers=b).json()["id"]
-    body = {"dataset_id": api.dataset_id, "teacher_id": b_teacher}
-    refused(api.client.post("/v1/jobs", json=body, headers=b), 404, f"no dataset {api.dataset_id}")
-    body = {"dataset_id": UNKNOWN_ID, "teacher_id": api.teacher_id}
-    refused(api.client.post("/v1/jobs", json=body, headers=b), 404, "no dataset")
+    with unchanged(api.app):
+        body = {"dataset_id": api.dataset_id, "teacher_id": b_teacher}
+        refused(api.client.post("/v1/jobs", json=body, headers=b), 404, f"no dataset {api.dataset_id}")
+        for teacher in (api.teacher_id, api.tiny3_id):
+            body = {"dataset_id": b_dataset, "teacher_id": teacher}
+            refused(api.client.post("/v1/jobs", json=body, headers=b), 404, f"no teacher {teacher}")
     mine = api.client.get(f"/v1/jobs/{job_id}", headers=api.a)
     assert mine.status_code == 200 and mine.json()["state"] == "queued"
     assert api.client.get(f"/v1/trials/{api.trial_id}", headers=api.a).status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="another key's trial answers `no job <A's job id>`, unlike an unknown trial (`no trial <id>`): "
-    "it tells B the trial exists and leaks A's job id",
-)
 def test_other_keys_trial_looks_unknown(api: Api) -> None:
     r = api.client.get(f"/v1/trials/{api.trial_id}", headers=api.b)
     assert r.status_code == 404
     assert r.json()["detail"] == f"no trial {api.trial_id}"
 
 
-# ----------------------------------------------------------------------------------------------- known 5xx
+# ------------------------------------------------------------------------ inputs that once were a 5xx
 
 
-def xfail_on_postgres(request: pytest.FixtureRequest, api: Api, reason: str) -> None:
-    if api.backend == "postgresql":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-
-def test_nul_byte_in_uploaded_text(request: pytest.FixtureRequest, api: Api) -> None:
-    xfail_on_postgres(
-        request, api, "PostgreSQL JSONB refuses \\u0000: a CSV whose text or label holds a NUL byte is a 500"
-    )
+def test_nul_byte_in_uploaded_text(api: Api) -> None:
     for data in [b"text,label\nnul \x00 inside,1\n" + ROWS.encode(), GOOD_CSV + b"text,\x00\n"]:
-        r = upload_dataset(api, "nul.csv", data)
-        assert r.status_code in (201, 422), r.text
+        with unchanged(api.app):
+            refused(upload_dataset(api, "nul.csv", data), 422, "NUL")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the name taken from an upload's filename is not checked like `name`: 300 characters are stored "
-    "on SQLite (the column is VARCHAR(200)) and are a 500 on PostgreSQL",
-)
 def test_long_upload_filename(api: Api) -> None:
     r = upload_dataset(api, "n" * 300 + ".csv", GOOD_CSV)
-    assert r.status_code in (201, 422), r.text
-    if r.status_code == 201:
-        assert len(r.json()["name"]) <= 200
+    assert r.status_code == 201, r.text
+    assert r.json()["name"] == "n" * 200
 
 
-def test_trial_id_past_int32(request: pytest.FixtureRequest, api: Api) -> None:
-    xfail_on_postgres(
-        request, api, "/v1/trials/{id} allows ids up to 2**53 but job_trials.id is INTEGER: 2**31 is a 500"
-    )
+def test_trial_id_past_int32(api: Api) -> None:
     with unchanged(api.app):
-        refused(api.client.get(f"/v1/trials/{2**31}", headers=api.a), 404, "no trial")
+        refused(api.client.get(f"/v1/trials/{2**31}", headers=api.a), 422, "less than or equal")
+        refused(api.client.get(f"/v1/trials/{2**31 - 1}", headers=api.a), 404, "no trial")
+
+
+@pytest.mark.parametrize(
+    ("route", "body"),
+    [("datasets", {"source": "~nosuchuser/x.csv"}), ("teachers", {"base": "~nosuchuser"})],
+)
+def test_unknown_user_home_path(api: Api, route: str, body: dict[str, str]) -> None:
+    with unchanged(api.app):
+        r = api.client.post(f"/v1/{route}", json=body, headers=api.a)
+        assert r.status_code in (403, 404, 422), r.text
+
+
+@pytest.mark.parametrize(
+    ("route", "body"),
+    [
+        ("datasets", {"source": "b" * 300}),
+        ("teachers", {"path": "b" * 300}),
+        ("teachers", {"base": "b" * 300}),
+    ],
+)
+def test_overlong_name(api: Api, route: str, body: dict[str, str]) -> None:
+    with unchanged(api.app):
+        refused(api.client.post(f"/v1/{route}", json=body, headers=api.a), 422)
+
+
+@pytest.mark.parametrize("field", ["wall_seconds", "cpus_per_trial", "max_latency_ms", "target_ratio"])
+def test_nan_in_budget(api: Api, field: str) -> None:
+    raw = '{"dataset_id": "%s", "teacher_id": "%s", "budget": {"%s": NaN}}'
+    body = (raw % (api.dataset_id, api.teacher_id, field)).encode()
+    with unchanged(api.app):
+        r = api.client.post("/v1/jobs", content=body, headers={**api.a, "Content-Type": "application/json"})
+        refused(r, 422, field)
+
+
+def test_infinite_latency_in_budget(api: Api) -> None:
+    raw = '{"dataset_id": "%s", "teacher_id": "%s", "budget": {"max_latency_ms": Infinity}}'
+    body = (raw % (api.dataset_id, api.teacher_id)).encode()
+    with unchanged(api.app):
+        r = api.client.post("/v1/jobs", content=body, headers={**api.a, "Content-Type": "application/json"})
+        refused(r, 422, "max_latency_ms")
+
+
+@pytest.mark.parametrize(
+    "budget", [{"epochs": [0]}, {"epochs": [-1, 2]}, {"epochs": [10**9]}, {"seed": 2**32}]
+)
+def test_budget_the_worker_cannot_run(api: Api, budget: dict[str, Any]) -> None:
+    body = {"dataset_id": api.dataset_id, "teacher_id": api.teacher_id, "budget": budget}
+    with unchanged(api.app):
+        refused(api.client.post("/v1/jobs", json=body, headers=api.a), 422, next(iter(budget)))
+
+
+def test_teacher_weights_must_match_config(api: Api, tiny3_dir: Path) -> None:
+    import torch
+    from safetensors.torch import save
+
+    members = folder_members(tiny3_dir, prefix="")
+    members["model.safetensors"] = save({"unrelated": torch.zeros(4)})
+    with unchanged(api.app):
+        refused(upload_teacher(api, "model.zip", zip_bytes(members)), 422, "weights")

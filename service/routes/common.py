@@ -8,6 +8,17 @@ from fastapi import HTTPException, Query, Request
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData, UploadFile
 
+COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing, unknown or revoked API key"},
+    404: {"description": "No such item for this API key"},
+}
+UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Malformed multipart body"},
+    403: {"description": "A server-side path outside the import folders"},
+    413: {"description": "Upload too large"},
+    415: {"description": "Neither JSON nor multipart"},
+    422: {"description": "Unusable input (the message says why)"},
+}
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="Items to skip.")]
 
@@ -50,6 +61,12 @@ async def read_body(request: Request, model: type[BaseModel]) -> BaseModel | For
         return model.model_validate_json(await request.body())
     except ValidationError as e:
         raise HTTPException(422, _errors(e)) from None
+
+
+def require_json(request: Request) -> None:
+    """415 unless the body is JSON (FastAPI would otherwise try to parse any body as JSON)."""
+    if not request.headers.get("content-type", "").startswith("application/json"):
+        raise HTTPException(415, "send the body as JSON (`Content-Type: application/json`)")
 
 
 def form_model(form: FormData, model: type[BaseModel], **fixed: Any) -> BaseModel:

@@ -11,11 +11,19 @@ from distill.data import FILE_SUFFIXES
 from service.db import Dataset, list_entries
 from service.deps import Ctx, Key, owned_dataset
 from service.inputs import register_dataset, register_uploaded_dataset, upload_folder
-from service.routes.common import Limit, Offset, form_model, json_or_upload, read_body
+from service.routes.common import (
+    COMMON_ERRORS,
+    UPLOAD_ERRORS,
+    Limit,
+    Offset,
+    form_model,
+    json_or_upload,
+    read_body,
+)
 from service.schemas import DatasetIn, DatasetOut, DatasetRef, Id, Page
 from service.uploads import save_upload
 
-router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=COMMON_ERRORS)
 
 _FORM = {name: {"type": "string"} for name in ("name", "text_column", "text_pair_column", "label_column")} | {
     name: {"type": "integer"} for name in ("max_train", "max_val", "seed")
@@ -30,7 +38,7 @@ _FORM = {name: {"type": "string"} for name in ("name", "text_column", "text_pair
     openapi_extra=json_or_upload(
         DatasetIn, _FORM, f"CSV, TSV, JSON Lines, JSON or Parquet ({', '.join(FILE_SUFFIXES)})"
     ),
-    responses={413: {"description": "Upload too large"}, 422: {"description": "Unusable data (says why)"}},
+    responses=UPLOAD_ERRORS,
 )
 async def create_dataset(request: Request, ctx: Ctx, key: Key) -> Dataset:
     """Upload a file (multipart field `file`, plus optional column names) or register a dataset by JSON:

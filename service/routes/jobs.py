@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path as FsPath
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -32,7 +33,7 @@ from service.db import (
 from service.db import cancel_job as cancel
 from service.deps import Context, Ctx, Key, owned_dataset, owned_job, owned_teacher
 from service.inputs import check_pair
-from service.routes.common import Limit, Offset
+from service.routes.common import COMMON_ERRORS, Limit, Offset, require_json
 from service.schemas import (
     Id,
     JobBudget,
@@ -44,9 +45,9 @@ from service.schemas import (
     TeacherSummary,
     TrialOut,
 )
-from service.uploads import guard_path, zip_folder
+from service.uploads import UploadError, guard_path, zip_folder
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], responses=COMMON_ERRORS)
 JobState = Literal["queued", "profiling", "searching", "finished", "failed", "cancelled"]
 SortKey = Literal[tuple(k for name in SORT_KEYS for k in (name, f"-{name}"))]  # type: ignore[valid-type]
 
@@ -98,6 +99,7 @@ def _eta(job: Job) -> float | None:
 @router.post(
     "/v1/jobs",
     status_code=202,
+    dependencies=[Depends(require_json)],
     response_model=JobOut,
     summary="Submit a distillation job",
     responses={404: {"description": "Unknown dataset or teacher"}, 422: {"description": "Bad request"}},
@@ -269,11 +271,11 @@ def trials_page(
 
 
 @router.get("/v1/trials/{trial_id}", response_model=TrialOut, summary="One trial with its curves and error")
-def trial_detail(trial_id: Annotated[int, Path(ge=1, le=2**53)], ctx: Ctx, key: Key) -> TrialOut:
+def trial_detail(trial_id: Annotated[int, Path(ge=1, le=2**31 - 1)], ctx: Ctx, key: Key) -> TrialOut:
     trial = get_trial(ctx.db, trial_id)
-    if trial is None:
+    job = get_job(ctx.db, trial.job_id) if trial is not None else None
+    if trial is None or job is None or job.owner != key.id:  # another key's trial is just as missing
         raise HTTPException(404, f"no trial {trial_id}")
-    owned_job(ctx, key, trial.job_id)  # 404 for another key's trial
     return TrialOut.model_validate(trial, from_attributes=True)
 
 
@@ -311,11 +313,14 @@ def download_student(job_id: Id, ctx: Ctx, key: Key) -> FileResponse:
     return FileResponse(archive, media_type="application/zip", filename=f"autodistiller-student-{job.id}.zip")
 
 
-def _student_folder(ctx: Context, job: Job):
+def _student_folder(ctx: Context, job: Job) -> FsPath:
     arts = list_artifacts(ctx.db, job.id, kind="student")
     if not arts:
         raise HTTPException(409, f"job {job.id} has no student yet (state {job.state}: {job.progress_text})")
-    folder = guard_path(arts[-1].path, [ctx.settings.home])  # artifact paths are relative to the home
-    if not folder.is_dir():
+    try:
+        folder = guard_path(arts[-1].path, [ctx.settings.home])  # artifact paths are relative to the home
+    except UploadError:
+        folder = None
+    if folder is None or not folder.is_dir():
         raise HTTPException(410, f"the student of job {job.id} is no longer on the server")
     return folder

@@ -9,12 +9,20 @@ from starlette.concurrency import run_in_threadpool
 from service.db import TeacherEntry, list_entries, teacher_accuracies
 from service.deps import Context, Ctx, Key, owned_teacher
 from service.inputs import ARCHIVE_SUFFIXES, register_teacher, register_uploaded_teacher, upload_folder
-from service.routes.common import Limit, Offset, form_model, json_or_upload, read_body
+from service.routes.common import (
+    COMMON_ERRORS,
+    UPLOAD_ERRORS,
+    Limit,
+    Offset,
+    form_model,
+    json_or_upload,
+    read_body,
+)
 from service.routes.datasets import _remove
 from service.schemas import Id, Name, Page, TeacherAccuracy, TeacherIn, TeacherOut
 from service.uploads import save_upload
 
-router = APIRouter(prefix="/v1/teachers", tags=["teachers"])
+router = APIRouter(prefix="/v1/teachers", tags=["teachers"], responses=COMMON_ERRORS)
 
 
 class UploadMeta(BaseModel):
@@ -40,7 +48,7 @@ def _out(ctx: Context, row: TeacherEntry) -> TeacherOut:
         {"name": {"type": "string"}},
         f"An archive ({', '.join(ARCHIVE_SUFFIXES)}) of a Hugging Face model folder with safetensors weights",
     ),
-    responses={413: {"description": "Upload too large"}, 422: {"description": "Unusable model (says why)"}},
+    responses=UPLOAD_ERRORS,
 )
 async def create_teacher(request: Request, ctx: Ctx, key: Key) -> TeacherOut:
     """Upload an archive of a fine-tuned Hugging Face classifier folder (multipart field `file`), or
