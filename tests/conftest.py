@@ -84,3 +84,18 @@ def tiny_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     train_model(model, train, val, recipe, progress=False)
     return save_model(model, tok, tmp_path_factory.mktemp("tiny-teacher"), card={"role": "teacher"})
+
+
+@pytest.fixture(scope="module")
+def hub_offline():
+    """Hub lookups fail at once instead of waiting on the network (``pytestmark = usefixtures(...)``)."""
+    import datasets.config
+    import huggingface_hub.constants
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("HF_DATASETS_OFFLINE", "1")
+        mp.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+        mp.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+        mp.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
+        yield

@@ -59,18 +59,8 @@ ROUTES = {
 
 
 @pytest.fixture(scope="module", autouse=True)
-def offline() -> Iterator[None]:
-    """Hub lookups fail at once instead of waiting on the network."""
-    import datasets.config
-    import huggingface_hub.constants
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setenv("HF_DATASETS_OFFLINE", "1")
-        mp.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-        mp.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-        mp.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
-        yield
+def offline(hub_offline: None) -> None:
+    """Every test here runs with the Hub unreachable."""
 
 
 def _finished_job(

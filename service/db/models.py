@@ -106,8 +106,22 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column()
 
 
-class Dataset(Base):
-    """A dataset registered through the API: its ``ref`` (a ``DatasetRef``) and its profile."""
+class _Registered:
+    """Columns shared by what a client registers: owner (API key id), display name, kind, the ``ref`` a job
+    stores (a ``DatasetRef``/``TeacherRef``), the profile measured at registration, bytes stored."""
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    ref: Mapped[dict[str, Any]] = mapped_column()
+    profile: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Dataset(_Registered, Base):
+    """A dataset registered through the API."""
 
     __tablename__ = "datasets"
     __table_args__ = (
@@ -115,33 +129,15 @@ class Dataset(Base):
         Index("ix_datasets_owner_created_at", "owner", "created_at"),
     )
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    owner: Mapped[str | None] = mapped_column(String(64))
-    name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(16))
-    ref: Mapped[dict[str, Any]] = mapped_column()
-    profile: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    size: Mapped[int | None] = mapped_column(BigInteger)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-
-class TeacherEntry(Base):
-    """A teacher registered through the API: its ``ref`` (a ``TeacherRef``) and its profile."""
+class TeacherEntry(_Registered, Base):
+    """A teacher registered through the API."""
 
     __tablename__ = "teachers"
     __table_args__ = (
         CheckConstraint(_in("kind", TEACHER_KINDS), name="kind"),
         Index("ix_teachers_owner_created_at", "owner", "created_at"),
     )
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    owner: Mapped[str | None] = mapped_column(String(64))
-    name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(16))
-    ref: Mapped[dict[str, Any]] = mapped_column()
-    profile: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    size: Mapped[int | None] = mapped_column(BigInteger)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Job(Base):
