@@ -6,6 +6,9 @@ Run it with ``autodistiller serve`` (API + in-process workers) or any ASGI serve
 
 from __future__ import annotations
 
+import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI, Request
@@ -42,12 +45,21 @@ Every call needs an API key: `Authorization: Bearer <key>` (`autodistiller keys 
 """
 
 
+@asynccontextmanager
+async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
+    """Move everything loaded at start-up (torch, transformers, pandas: ~0.5M objects) out of the cyclic GC's
+    reach: otherwise every full collection walks them all, a ~250 ms pause of every request in flight."""
+    gc.collect()
+    gc.freeze()
+    yield
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The API for ``settings`` (default: from the environment); migrates the database first."""
     settings = settings or Settings.from_env()
     upgrade(settings.database_url)
     db = session_factory(make_engine(settings.database_url))
-    app = FastAPI(title="AutoDistiller", version=VERSION, description=DESCRIPTION)
+    app = FastAPI(title="AutoDistiller", version=VERSION, description=DESCRIPTION, lifespan=_lifespan)
     app.state.ctx = Context(settings=settings, db=db)
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + MULTIPART_SLACK)
     for router in (datasets.router, teachers.router, jobs.router):

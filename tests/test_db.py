@@ -32,7 +32,7 @@ TABLES = {
     "artifacts",
     "recommendations",
 }
-HEAD = "0002"
+HEAD = "0003"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -37,6 +37,10 @@ TERMINAL_STATES = ("finished", "failed", "cancelled")
 TRIAL_STATUSES = ("running", "completed", "pruned", "failed")
 REFERENCES = ("no_kd", "vanilla_kd")
 REC_SOURCES = ("predicted", "measured")
+#: Leaderboard sort keys with a (job_id, key, number) index (accuracy has its own; number is the unique key).
+LEADERBOARD_INDEXED = (
+    "macro_f1", "params", "latency_ms", "ratio_to_teacher", "gain_over_no_kd", "wall_seconds"
+)  # fmt: skip
 DATASET_KINDS = ("upload", "path", "builtin", "hub")
 TEACHER_KINDS = ("upload", "path", "hub", "base")
 
@@ -189,6 +193,7 @@ class Trial(Base):
         CheckConstraint(_in("is_reference", REFERENCES), name="is_reference"),
         UniqueConstraint("job_id", "number"),  # also the index on job_id
         Index("ix_job_trials_job_id_accuracy", "job_id", "accuracy"),
+        *(Index(f"ix_job_trials_job_id_{c}_number", "job_id", c, "number") for c in LEADERBOARD_INDEXED),
         {"sqlite_autoincrement": True},  # ids are never reused: a re-run trial gets a new id
     )
 

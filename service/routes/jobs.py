@@ -244,6 +244,9 @@ def recommendation(job_id: Id, ctx: Ctx, key: Key) -> RecommendationOut:
     )
 
 
+_PAGE_FIELDS = [f for f in TrialOut.model_fields if f not in ("epochs", "error")]  # detail only
+
+
 @router.get("/v1/jobs/{job_id}/trials", response_model=Page[TrialOut], summary="The leaderboard")
 def trials_page(
     job_id: Id,
@@ -258,12 +261,7 @@ def trials_page(
     owned_job(ctx, key, job_id)
     rows = leaderboard(ctx.db, job_id, sort=sort, status=status, limit=limit, offset=offset)
     return Page[TrialOut](
-        items=[
-            TrialOut.model_validate(r, from_attributes=True).model_copy(
-                update={"epochs": None, "error": None}
-            )
-            for r in rows
-        ],
+        items=[TrialOut.model_validate({f: getattr(r, f) for f in _PAGE_FIELDS}) for r in rows],
         total=count_trials(ctx.db, job_id, status=status),
         limit=limit,
         offset=offset,
