@@ -10,15 +10,18 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 
 from distill.data import DataError
 from distill.hf import ModelError
 from distill.registry import UnknownComponentError
 from distill.settings import Settings
+from service.dashboard import routes as dashboard
 from service.db import make_engine, normalize_url, session_factory, upgrade
 from service.deps import Context
 from service.routes import datasets, jobs, teachers
@@ -62,8 +65,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="AutoDistiller", version=VERSION, description=DESCRIPTION, lifespan=_lifespan)
     app.state.ctx = Context(settings=settings, db=db)
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + MULTIPART_SLACK)
-    for router in (datasets.router, teachers.router, jobs.router):
+    for router in (datasets.router, teachers.router, jobs.router, dashboard.router):
         app.include_router(router)
+    app.mount("/ui/static", StaticFiles(directory=Path(dashboard.__file__).parent / "static"), name="static")
+    app.add_exception_handler(dashboard.LoginRequired, dashboard.login_redirect)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/ui/jobs", status_code=303)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, e: RequestValidationError) -> JSONResponse:

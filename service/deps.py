@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from distill.settings import Settings
 from service.db import ApiKey, Dataset, Job, TeacherEntry, get_entry, get_job, key_for
 
+COOKIE = "autodistiller_key"  # the dashboard's session: the key, HttpOnly and SameSite=Strict
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API key>`")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Or the key in `X-API-Key`.")
 
@@ -27,12 +28,16 @@ def context(request: Request) -> Context:
 
 
 def api_key(
+    request: Request,
     ctx: Annotated[Context, Depends(context)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     header: Annotated[str | None, Security(_header)],
 ) -> ApiKey:
-    """The caller's live API key, or 401."""
+    """The caller's live API key, or 401. The dashboard's cookie counts for reads only (GET), so a page can
+    follow a job's events, but no cookie-carrying request can change anything through the API."""
     given = bearer.credentials if bearer is not None else header
+    if not given and request.method in ("GET", "HEAD"):
+        given = request.cookies.get(COOKIE)
     if not given:
         raise HTTPException(
             401,

@@ -34,8 +34,11 @@ from service.db.jobs import (
     list_artifacts,
     list_jobs,
     record_epoch,
+    reference_trials,
     set_state,
     start_trial,
+    trial_pipelines,
+    trial_points,
 )
 from service.db.models import (
     ACTIVE_STATES,
@@ -113,11 +116,14 @@ __all__ = [
     "migrations_dir",
     "normalize_url",
     "record_epoch",
+    "reference_trials",
     "revoke_key",
     "session_factory",
     "set_state",
     "start_trial",
     "teacher_accuracies",
+    "trial_pipelines",
+    "trial_points",
     "upgrade",
     "utcnow",
 ]

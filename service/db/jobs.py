@@ -481,6 +481,33 @@ def leaderboard(
         return list(s.scalars(q))
 
 
+def trial_points(db: Db, job_id: str) -> list[Any]:
+    """Every trial's plot data (id, number, status, reference, accuracy, params, latency), by number — the
+    narrow columns only, so a 10,000-trial job stays cheap (no pipeline or curve JSON)."""
+    cols = (Trial.id, Trial.number, Trial.status, Trial.is_reference, Trial.accuracy, Trial.params)
+    q = select(*cols, Trial.latency_ms).where(Trial.job_id == job_id)
+    with _read(db) as s:
+        return list(s.execute(q.order_by(Trial.number)))
+
+
+def trial_pipelines(db: Db, job_id: str, *, limit: int = 500) -> list[tuple[dict[str, Any], float]]:
+    """The latest ``limit`` finished trials' (pipeline, accuracy), for parameter importance."""
+    q = select(Trial.pipeline, Trial.accuracy).where(
+        Trial.job_id == job_id, Trial.status.in_(("completed", "pruned")), Trial.accuracy.is_not(None)
+    )
+    with _read(db) as s:
+        rows = s.execute(q.order_by(Trial.number.desc()).limit(limit))
+        return [(p, a) for p, a in rows][::-1]
+
+
+def reference_trials(db: Db, job_id: str) -> dict[str, Trial]:
+    """The job's finished reference trials by name (``no_kd``, ``vanilla_kd``)."""
+    q = select(Trial).where(Trial.job_id == job_id, Trial.is_reference.is_not(None))
+    q = q.where(Trial.status != "running")
+    with _read(db) as s:
+        return {t.is_reference: t for t in s.scalars(q.order_by(Trial.number))}
+
+
 def get_trial(db: Db, trial_id: int) -> Trial | None:
     with _read(db) as s:
         return s.get(Trial, trial_id, populate_existing=True)

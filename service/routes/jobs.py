@@ -17,6 +17,7 @@ from service.db import (
     SORT_KEYS,
     TERMINAL_STATES,
     TRIAL_STATUSES,
+    ApiKey,
     Job,
     count_jobs,
     count_trials,
@@ -121,13 +122,21 @@ def submit_job(
     """Queue a search for the best KD pipeline and student for a registered dataset and teacher, within
     the budget (trials, wall time) and constraints (max params, max latency, target ratio to the teacher).
     Answered at once with the job and its URLs; a worker picks it up."""
+    job = queue_job(ctx, key, body, idempotency_key)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return job_out(job)
+
+
+def queue_job(ctx: Context, key: ApiKey, body: JobRequest, idempotency_key: str | None = None) -> Job:
+    """Check that the caller owns the dataset and teacher and that they match, then queue the job (the API
+    and the dashboard's form both submit through here)."""
     dataset = owned_dataset(ctx, key, body.dataset_id)
     teacher = owned_teacher(ctx, key, body.teacher_id)
     try:
         check_pair(dataset, teacher)
     except DataError as e:
         raise HTTPException(422, f"teacher and dataset do not match: {e}") from None
-    job = create_job(
+    return create_job(
         ctx.db,
         dataset=dataset.ref,
         teacher=teacher.ref,
@@ -137,8 +146,6 @@ def submit_job(
         dataset_id=dataset.id,
         teacher_id=teacher.id,
     )
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
-    return job_out(job)
 
 
 @router.get("/v1/jobs", response_model=Page[JobOut], summary="My jobs, newest first")
