@@ -241,3 +241,24 @@ def test_cli_verbs_against_a_live_api(tmp_path: Path, tiny_teacher: Path, capsys
     finally:
         srv.should_exit = True
         thread.join(timeout=10)
+
+
+def test_a_cli_search_is_listed_for_the_local_key(tmp_path: Path, tiny_teacher: Path, monkeypatch) -> None:
+    """``autodistiller search`` (and the demo) run in-process under the embedded setup's local key, so the
+    job shows up in the API and the dashboard of ``autodistiller serve`` on the same data folder."""
+    from distill.cli import main
+
+    monkeypatch.setenv("AUTODISTILLER_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("AUTODISTILLER_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite'}")
+    args = ["search", "--dataset", "rotten_tomatoes", "--max-train", "120", "--max-val", "60"]
+    assert (
+        main(
+            [*args, "--teacher", str(tiny_teacher), "--trials", "2", "--space", "small", "--max-length", "32"]
+        )
+        == 0
+    )
+    settings = Settings.from_env()
+    api = Client(key=settings.key_file.read_text().strip(), http=TestClient(create_app(settings)))
+    page = api.jobs()
+    assert page.total == 1 and page.items[0].state == "finished"
+    assert api.trials(page.items[0].id).total == 2

@@ -14,7 +14,8 @@ from workers.worker import Worker
 def run_job_in_process(spec: JobSpec, *, ray_address: str | None = None, top: int = 5) -> Job:
     """Queue ``spec`` in the settings' database and run it with an in-process worker; print as it goes."""
     worker = Worker(ray_address=ray_address)
-    job = jobs.create_job(worker.db, **spec.model_dump(mode="json"))
+    owner = local_owner(worker)
+    job = jobs.create_job(worker.db, **spec.model_dump(mode="json"), owner=owner)
     claimed = jobs.claim_job(worker.db, worker.worker_id, worker.stale_after_s, job_id=job.id)
     assert claimed is not None, "a job just created is claimable"
     bar = tqdm(total=spec.budget.trials, desc="search", unit="trial")
@@ -34,6 +35,17 @@ def run_job_in_process(spec: JobSpec, *, ray_address: str | None = None, top: in
     job = jobs.get_job(worker.db, job.id)
     print_summary(worker, job)
     return job
+
+
+def local_owner(worker: Worker) -> str | None:
+    """The embedded setup's local API key (created if no key exists yet): the job is then listed in the
+    dashboard of ``autodistiller serve`` on the same data folder. ``None`` when other keys exist."""
+    from service.db import key_for
+    from service.serve import ensure_local_key
+
+    key, _ = ensure_local_key(worker.settings)
+    row = key_for(worker.db, key) if key else None
+    return row.id if row else None
 
 
 def print_summary(worker: Worker, job: Job) -> None:
@@ -56,3 +68,6 @@ def print_summary(worker: Worker, job: Job) -> None:
         print(f"\nrecommended pipeline: {describe(rec.pipeline)}\n  why: {rec.why}")
     for art in jobs.list_artifacts(worker.db, job.id, kind="student"):
         print(f"  student: {worker.settings.home / art.path}")
+    if job.owner is not None:
+        print(f"  browse it: `autodistiller serve`, then http://127.0.0.1:8000/ui/jobs/{job.id} "
+              f"(key in {worker.settings.key_file})")  # fmt: skip
