@@ -202,15 +202,9 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def _client(args: argparse.Namespace):
-    from distill.settings import Settings
     from service.client import Client
 
-    s = Settings.from_env()
-    key = args.key or s.api_key or (s.key_file.read_text().strip() if s.key_file.is_file() else None)
-    if not key:
-        raise SystemExit("autodistiller: error: no API key: pass --key, set AUTODISTILLER_API_KEY, or run "
-                         "`autodistiller serve` once (it writes a local key)")  # fmt: skip
-    return Client(args.url or s.api_url, key)
+    return Client.from_settings(url=args.url, key=args.key)
 
 
 def _watch(client, job_id: str):

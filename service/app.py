@@ -25,6 +25,7 @@ from service.dashboard import routes as dashboard
 from service.db import make_engine, normalize_url, session_factory, upgrade
 from service.deps import Context
 from service.routes import datasets, jobs, teachers
+from service.routes.common import error_list
 from service.schemas import Health
 from service.uploads import BodyLimit, UploadError
 
@@ -76,9 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, e: RequestValidationError) -> JSONResponse:
-        # FastAPI's own reply echoes the input, which may not be JSON (NaN): say where and what, not the value
-        errors = [{"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]} for err in e.errors()]
-        return JSONResponse({"detail": errors}, status_code=422)
+        return JSONResponse({"detail": error_list(e)}, status_code=422)  # FastAPI's own echoes the input
 
     @app.exception_handler(UploadError)
     async def _upload_error(_: Request, e: UploadError) -> JSONResponse:

@@ -63,11 +63,17 @@ class Client:
         self.http = http
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> Client:
-        """``AUTODISTILLER_URL`` and ``AUTODISTILLER_API_KEY``, else the local key ``serve`` wrote."""
+    def from_settings(
+        cls, settings: Settings | None = None, *, url: str | None = None, key: str | None = None
+    ) -> Client:
+        """``url``/``key`` if given, else ``AUTODISTILLER_URL`` and ``AUTODISTILLER_API_KEY``, else the
+        local key ``serve`` wrote. Raises ``ApiError`` (401) when no key is found at all."""
         s = settings or Settings.from_env()
-        key = s.api_key or (s.key_file.read_text().strip() if s.key_file.is_file() else None)
-        return cls(s.api_url, key)
+        key = key or s.api_key or (s.key_file.read_text().strip() if s.key_file.is_file() else None)
+        if not key:
+            why = "no API key: pass one, set AUTODISTILLER_API_KEY, or run `autodistiller serve` once"
+            raise ApiError(401, why + " (it writes a local key)")
+        return cls(url or s.api_url, key)
 
     # ------------------------------------------------------------------ plumbing
     def _send(self, method: str, path: str, **kw: Any) -> httpx.Response:

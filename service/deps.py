@@ -10,7 +10,8 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.orm import Session, sessionmaker
 
 from distill.settings import Settings
-from service.db import ApiKey, Dataset, Job, TeacherEntry, get_entry, get_job, key_for
+from service.db import ApiKey, Dataset, Job, TeacherEntry, Trial, get_entry, get_job, get_trial, key_for
+from service.db.inputs import Entry
 
 COOKIE = "autodistiller_key"  # the dashboard's session: the key, HttpOnly and SameSite=Strict
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API key>`")
@@ -63,15 +64,25 @@ def owned_job(ctx: Context, key: ApiKey, job_id: str) -> Job:
     return job
 
 
-def owned_dataset(ctx: Context, key: ApiKey, dataset_id: str) -> Dataset:
-    row = get_entry(ctx.db, Dataset, dataset_id)
+def owned_trial(ctx: Context, key: ApiKey, trial_id: int) -> Trial:
+    """The trial of one of the caller's jobs, or 404 (saying nothing of whose it is)."""
+    trial = get_trial(ctx.db, trial_id)
+    job = get_job(ctx.db, trial.job_id) if trial is not None else None
+    if job is None or job.owner != key.id:
+        raise HTTPException(404, f"no trial {trial_id}")
+    return trial
+
+
+def _owned_entry(ctx: Context, key: ApiKey, model: type[Entry], entry_id: str, what: str) -> Entry:
+    row = get_entry(ctx.db, model, entry_id)
     if row is None or row.owner != key.id:
-        raise HTTPException(404, f"no dataset {dataset_id}")
+        raise HTTPException(404, f"no {what} {entry_id}")
     return row
+
+
+def owned_dataset(ctx: Context, key: ApiKey, dataset_id: str) -> Dataset:
+    return _owned_entry(ctx, key, Dataset, dataset_id, "dataset")
 
 
 def owned_teacher(ctx: Context, key: ApiKey, teacher_id: str) -> TeacherEntry:
-    row = get_entry(ctx.db, TeacherEntry, teacher_id)
-    if row is None or row.owner != key.id:
-        raise HTTPException(404, f"no teacher {teacher_id}")
-    return row
+    return _owned_entry(ctx, key, TeacherEntry, teacher_id, "teacher")

@@ -8,18 +8,21 @@ server-side path must lie under ``Settings.allowed_roots``; uploads live under `
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from distill.assets import minilm_dir
 from distill.data import BUILTINS, FILE_SUFFIXES, DataError, TextTask, check_label_compatibility, load_subset
-from distill.hf import ModelError, check_model_folder, load_classifier
+from distill.hf import load_classifier
 from distill.settings import Settings
+from distill.student import count_params
 from distill.teacher import load_teacher
 from service.db import Dataset, Db, TeacherEntry, add_entry
 from service.db.models import new_id
 from service.schemas import DatasetIn, DatasetRef, TeacherIn, TeacherRef
-from service.uploads import UploadError, guard_path, safe_extract
+from service.uploads import guard_path, safe_extract, save_upload
 from workers.profile import dataset_profile
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
@@ -74,9 +77,25 @@ def register_dataset(db: Db, settings: Settings, body: DatasetIn, owner: str | N
     )
 
 
-def upload_folder(settings: Settings, what: str) -> tuple[str, Path]:
+async def receive_upload(settings: Settings, what: str, upload: Any, filename: str) -> tuple[str, Path]:
+    """Stream ``upload`` to ``uploads/<what>/<new id>/<filename>`` (a name the server chose, never the
+    client's) under the size limit; returns (id, file). On failure nothing is left behind."""
     entry_id = new_id()
-    return entry_id, settings.uploads / what / entry_id
+    dest = settings.uploads / what / entry_id / filename
+    with _removed_on_error(dest.parent):
+        dest.parent.mkdir(parents=True)
+        await save_upload(upload, dest, settings.max_upload_bytes)
+    return entry_id, dest
+
+
+@contextmanager
+def _removed_on_error(folder: Path) -> Iterator[None]:
+    """Delete ``folder`` if the block fails: a refused upload leaves no files."""
+    try:
+        yield
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def register_uploaded_dataset(
@@ -89,7 +108,7 @@ def register_uploaded_dataset(
     owner: str | None,
 ) -> Dataset:
     """``file`` was saved under ``uploads/datasets/<entry_id>/``; validate it, or remove the folder."""
-    try:
+    with _removed_on_error(file.parent):
         ref = ref.model_copy(update={"source": str(file)})
         task = _load(ref)
         return add_entry(
@@ -103,9 +122,6 @@ def register_uploaded_dataset(
             size=file.stat().st_size,
             entry_id=entry_id,
         )
-    except BaseException:
-        shutil.rmtree(file.parent, ignore_errors=True)
-        raise
 
 
 def _teacher_profile(source: str | Path) -> dict[str, Any]:
@@ -122,7 +138,7 @@ def _base_profile(source: str | Path) -> dict[str, Any]:
         "layers": cfg.num_hidden_layers,
         "hidden": cfg.hidden_size,
         "heads": cfg.num_attention_heads,
-        "params": sum(p.numel() for p in model.parameters()),
+        "params": count_params(model),
         "labels": None,
         "num_labels": None,
         "fine_tuned": False,
@@ -137,9 +153,7 @@ def register_teacher(db: Db, settings: Settings, body: TeacherIn, owner: str | N
         kind, profile = "base", _base_profile(minilm_dir())
     else:
         if _is_local(source):
-            local = guard_path(source, settings.allowed_roots)
-            check_model_folder(local)
-            source = str(local)
+            source = str(guard_path(source, settings.allowed_roots))  # loading below checks the folder
             kind = "path" if ref.path else "base"
         else:
             kind = "hub" if ref.path else "base"
@@ -155,12 +169,10 @@ def register_uploaded_teacher(
     db: Db, settings: Settings, entry_id: str, archive: Path, name: str | None, owner: str | None
 ) -> TeacherEntry:
     """``archive`` was saved under ``uploads/teachers/<entry_id>/``: extract it safely, load, profile."""
-    folder = archive.parent
-    try:
-        model_dir = safe_extract(archive, folder / "model", max_bytes=4 * settings.max_upload_bytes)
+    with _removed_on_error(archive.parent):
+        model_dir = safe_extract(archive, archive.parent / "model", max_bytes=4 * settings.max_upload_bytes)
         archive.unlink()
-        check_model_folder(model_dir)
-        profile = _teacher_profile(model_dir)
+        profile = _teacher_profile(model_dir)  # loading checks the folder (safetensors, no remote code)
         size = sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file())
         ref = TeacherRef(path=str(model_dir))
         return add_entry(
@@ -174,9 +186,6 @@ def register_uploaded_teacher(
             size=size,
             entry_id=entry_id,
         )
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
 
 
 def check_pair(dataset: Dataset, teacher: TeacherEntry) -> None:
@@ -186,17 +195,3 @@ def check_pair(dataset: Dataset, teacher: TeacherEntry) -> None:
         return  # a base encoder gets the dataset's labels when it is fine-tuned
     labels = list(dataset.profile.get("labels") or [])
     check_label_compatibility(TextTask(dataset.name, labels, [], []), prof.get("labels"), prof["num_labels"])
-
-
-__all__ = [
-    "ARCHIVE_SUFFIXES",
-    "DataError",
-    "ModelError",
-    "UploadError",
-    "check_pair",
-    "register_dataset",
-    "register_teacher",
-    "register_uploaded_dataset",
-    "register_uploaded_teacher",
-    "upload_folder",
-]

@@ -7,6 +7,7 @@ form); the only page that changes anything is the job form, which submits throug
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,6 +15,7 @@ from urllib.parse import urlencode
 
 import jinja2
 from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
@@ -32,7 +34,6 @@ from service.db import (
     count_trials,
     get_job,
     get_profile,
-    get_trial,
     key_for,
     leaderboard,
     list_artifacts,
@@ -42,9 +43,10 @@ from service.db import (
     trial_pipelines,
     trial_points,
 )
-from service.deps import COOKIE, Context, Ctx
+from service.deps import COOKIE, Context, Ctx, owned_job, owned_trial
+from service.routes.common import error_list
 from service.routes.jobs import job_out, queue_job, recommendation
-from service.schemas import JobBudget, JobRequest
+from service.schemas import Id, JobBudget, JobRequest
 from workers.report import describe
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -85,13 +87,6 @@ def page_key(request: Request, ctx: Context) -> ApiKey:
 def login_redirect(request: Request, _: LoginRequired) -> Response:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"/ui/login?{urlencode({'next': target})}", status_code=303)
-
-
-def _owned(ctx: Context, key: ApiKey, job_id: str) -> Job:
-    job = get_job(ctx.db, job_id) if len(job_id) == 32 else None
-    if job is None or job.owner != key.id:
-        raise HTTPException(404, f"no job {job_id}")
-    return job
 
 
 def _safe_next(target: str | None) -> str:
@@ -182,8 +177,10 @@ def submit_form(
         )
         job = queue_job(ctx, key, body)
     except ValidationError as e:
-        where = (".".join(x for x in err["loc"] if isinstance(x, str)) or "form" for err in e.errors())
-        why = "; ".join(f"{w}: {err['msg']}" for w, err in zip(where, e.errors(), strict=True))
+        why = "; ".join(
+            f"{'.'.join(x for x in err['loc'] if isinstance(x, str)) or 'form'}: {err['msg']}"
+            for err in error_list(e)
+        )
         return _jobs_page(request, ctx, key, error=why, status=422)
     except HTTPException as e:
         return _jobs_page(request, ctx, key, error=str(e.detail), status=e.status_code)
@@ -215,7 +212,6 @@ def _live_context(ctx: Context, key: ApiKey, job: Job, sort: str, status: str | 
     t_point = (
         (teacher["params"], job.teacher_accuracy) if teacher.get("params") and job.teacher_accuracy else None
     )
-    cands = get_profile(ctx.db, "candidates", job_id=job.id)
     return {
         "job": job_out(job),
         "rec": recommendation(job.id, ctx, key),
@@ -231,48 +227,52 @@ def _live_context(ctx: Context, key: ApiKey, job: Job, sort: str, status: str | 
         "teacher": teacher,
         "plot_history": history,
         "plot_size": plots.size_vs_accuracy(sized, t_point),
-        "plot_candidates": _candidates_plot(cands.data if cands else None, points, ctx, job),
+        "plot_candidates": _candidates_plot(ctx, job),
         "n_scored": len(scored),
     }
 
 
-def _candidates_plot(doc: dict | None, points: list, ctx: Context, job: Job) -> str | None:
-    """DisWOT's scored students; the ones a trial trained carry its best accuracy."""
-    if not doc or not doc.get("candidates"):
+def _candidates_plot(ctx: Context, job: Job) -> str | None:
+    """DisWOT's scored students; the ones a trial trained carry the best accuracy they reached."""
+    prof = get_profile(ctx.db, "candidates", job_id=job.id)
+    rows = prof.data.get("candidates") if prof and prof.data.get("source") == "diswot" else None
+    if not rows:  # no search ran (the job named its candidates), or nothing was scored yet
         return None
-    best_by_arch: dict[str, float] = {}
+    best: dict[str, float] = {}
     for t in leaderboard(ctx.db, job.id, sort="-accuracy", status="completed", limit=1000):
-        arch = Pipeline.model_validate(t.pipeline).student
-        name = f"{arch.layers}×{arch.hidden}"
-        best_by_arch.setdefault(name, t.accuracy)
-    out = []
-    for r in doc["candidates"]:
-        a = r["arch"]
-        name = f"{a['layers']}×{a['hidden']}"
-        score = r.get("score", r.get("diswot"))
-        if score is None:
-            continue
-        out.append(
+        best.setdefault(_arch_key(t.pipeline["student"]), t.accuracy)
+    return plots.candidates(
+        [
             plots.CandidatePoint(
-                name, r["params"], float(score), bool(r.get("picked")), best_by_arch.get(name)
+                f"{r['arch']['layers']}×{r['arch']['hidden']}",
+                r["params"],
+                float(r["score"]),
+                bool(r.get("picked")),
+                best.get(_arch_key(r["arch"])),
             )
-        )
-    return plots.candidates(out) if out else None
+            for r in rows
+        ]
+    )
+
+
+def _arch_key(arch: dict[str, Any]) -> str:
+    return json.dumps(arch, sort_keys=True)
 
 
 def _job_context(ctx: Context, key: ApiKey, job_id: str, sort: str, status: str | None, page: int) -> dict:
-    job = _owned(ctx, key, job_id)
+    job = owned_job(ctx, key, job_id)
     return {"key": key, **_live_context(ctx, key, job, sort, status, page)}
 
 
 Sort = Annotated[str, Query(max_length=40)]
+TrialId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 Status = Annotated[str | None, Query(max_length=20)]
 PageNo = Annotated[int, Query(ge=1, le=1_000_000)]
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
 def job_page(
-    request: Request, ctx: Ctx, job_id: str, sort: Sort = "-accuracy", status: Status = None, page: PageNo = 1
+    request: Request, ctx: Ctx, job_id: Id, sort: Sort = "-accuracy", status: Status = None, page: PageNo = 1
 ) -> Response:
     key = page_key(request, ctx)
     return templates.TemplateResponse(request, "job.html", _job_context(ctx, key, job_id, sort, status, page))
@@ -280,7 +280,7 @@ def job_page(
 
 @router.get("/jobs/{job_id}/live", response_class=HTMLResponse)
 def job_live(
-    request: Request, ctx: Ctx, job_id: str, sort: Sort = "-accuracy", status: Status = None, page: PageNo = 1
+    request: Request, ctx: Ctx, job_id: Id, sort: Sort = "-accuracy", status: Status = None, page: PageNo = 1
 ) -> Response:
     """The live part of the job page, re-fetched by the page's script when the job changes."""
     key = page_key(request, ctx)
@@ -290,11 +290,11 @@ def job_live(
 
 
 @router.get("/jobs/{job_id}/importance", response_class=HTMLResponse)
-async def job_importance(request: Request, ctx: Ctx, job_id: str) -> Response:
+async def job_importance(request: Request, ctx: Ctx, job_id: Id) -> Response:
     """Which pipeline component mattered (Optuna's fANOVA over the latest 500 finished trials); loaded
     after the page, as it takes up to a second or two."""
     key = page_key(request, ctx)
-    job = _owned(ctx, key, job_id)
+    job = owned_job(ctx, key, job_id)
     pairs = await run_in_threadpool(trial_pipelines, ctx.db, job.id, limit=500)
     scores = await run_in_threadpool(pipeline_importance, pairs)
     return HTMLResponse(plots.importance_bars(scores))
@@ -304,12 +304,10 @@ async def job_importance(request: Request, ctx: Ctx, job_id: str) -> Response:
 
 
 @router.get("/trials/{trial_id}", response_class=HTMLResponse)
-def trial_page(request: Request, ctx: Ctx, trial_id: int) -> Response:
+def trial_page(request: Request, ctx: Ctx, trial_id: TrialId) -> Response:
     key = page_key(request, ctx)
-    trial = get_trial(ctx.db, trial_id) if 0 < trial_id < 2**31 else None
-    job = get_job(ctx.db, trial.job_id) if trial else None
-    if trial is None or job is None or job.owner != key.id:
-        raise HTTPException(404, f"no trial {trial_id}")
+    trial = owned_trial(ctx, key, trial_id)
+    job = get_job(ctx.db, trial.job_id)
     kept = any(a.trial_id == trial.id for a in list_artifacts(ctx.db, job.id, kind="student"))
     context = {
         "key": key,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData, UploadFile
 
@@ -60,7 +61,7 @@ async def read_body(request: Request, model: type[BaseModel]) -> BaseModel | For
     try:
         return model.model_validate_json(await request.body())
     except ValidationError as e:
-        raise HTTPException(422, _errors(e)) from None
+        raise HTTPException(422, error_list(e)) from None
 
 
 def require_json(request: Request) -> None:
@@ -76,8 +77,9 @@ def form_model(form: FormData, model: type[BaseModel], **fixed: Any) -> BaseMode
     try:
         return model.model_validate(fields)
     except ValidationError as e:
-        raise HTTPException(422, _errors(e)) from None
+        raise HTTPException(422, error_list(e)) from None
 
 
-def _errors(e: ValidationError) -> list[dict[str, Any]]:
+def error_list(e: ValidationError | RequestValidationError) -> list[dict[str, Any]]:
+    """Where and what, without the input: the input may not be JSON (NaN) and need not be echoed."""
     return [{"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]} for err in e.errors()]

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from distill.data import FILE_SUFFIXES
 from service.db import Dataset, list_entries
 from service.deps import Ctx, Key, owned_dataset
-from service.inputs import register_dataset, register_uploaded_dataset, upload_folder
+from service.inputs import receive_upload, register_dataset, register_uploaded_dataset
 from service.routes.common import (
     COMMON_ERRORS,
     UPLOAD_ERRORS,
@@ -21,7 +21,6 @@ from service.routes.common import (
     read_body,
 )
 from service.schemas import DatasetIn, DatasetOut, DatasetRef, Id, Page
-from service.uploads import save_upload
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=COMMON_ERRORS)
 
@@ -55,25 +54,12 @@ async def create_dataset(request: Request, ctx: Ctx, key: Key) -> Dataset:
         raise HTTPException(
             422, f"unsupported file type `{suffix or '(none)'}`; upload one of {', '.join(FILE_SUFFIXES)}"
         )
-    entry_id, folder = upload_folder(ctx.settings, "datasets")
-    folder.mkdir(parents=True)
-    dest = folder / f"data{suffix}"
-    try:
-        await save_upload(upload, dest, ctx.settings.max_upload_bytes)
-    except BaseException:
-        await run_in_threadpool(_remove, folder)
-        raise
+    entry_id, dest = await receive_upload(ctx.settings, "datasets", upload, f"data{suffix}")
     ref = DatasetRef.model_validate(fields.model_dump(exclude={"name"}))
     name = fields.name or Path(upload.filename or "").name or None
     return await run_in_threadpool(
         register_uploaded_dataset, ctx.db, ctx.settings, entry_id, dest, ref, name, key.id
     )
-
-
-def _remove(folder: Path) -> None:
-    import shutil
-
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 @router.get("", response_model=Page[DatasetOut], summary="My datasets")

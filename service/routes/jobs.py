@@ -24,7 +24,6 @@ from service.db import (
     create_job,
     get_job,
     get_profile,
-    get_trial,
     latest_recommendation,
     leaderboard,
     list_artifacts,
@@ -32,7 +31,7 @@ from service.db import (
     utcnow,
 )
 from service.db import cancel_job as cancel
-from service.deps import Context, Ctx, Key, owned_dataset, owned_job, owned_teacher
+from service.deps import Context, Ctx, Key, owned_dataset, owned_job, owned_teacher, owned_trial
 from service.inputs import check_pair
 from service.routes.common import COMMON_ERRORS, Limit, Offset, require_json
 from service.schemas import (
@@ -181,11 +180,11 @@ async def job_events(
             job = await run_in_threadpool(get_job, ctx.db, job_id)
             if job is None:
                 return
-            doc = job_out(job).model_dump(mode="json", exclude={"eta_seconds"})
+            out = job_out(job)
+            doc = out.model_dump(mode="json", exclude={"eta_seconds"})  # the ETA alone is no news
             if doc != last:
                 last, quiet = doc, 0.0
-                full = job_out(job).model_dump_json()
-                yield f"event: job\ndata: {full}\n\n"
+                yield f"event: job\ndata: {out.model_dump_json()}\n\n"
             elif quiet >= 15:
                 quiet = 0.0
                 yield ": keep-alive\n\n"
@@ -277,11 +276,7 @@ def trials_page(
 
 @router.get("/v1/trials/{trial_id}", response_model=TrialOut, summary="One trial with its curves and error")
 def trial_detail(trial_id: Annotated[int, Path(ge=1, le=2**31 - 1)], ctx: Ctx, key: Key) -> TrialOut:
-    trial = get_trial(ctx.db, trial_id)
-    job = get_job(ctx.db, trial.job_id) if trial is not None else None
-    if trial is None or job is None or job.owner != key.id:  # another key's trial is just as missing
-        raise HTTPException(404, f"no trial {trial_id}")
-    return TrialOut.model_validate(trial, from_attributes=True)
+    return TrialOut.model_validate(owned_trial(ctx, key, trial_id), from_attributes=True)
 
 
 @router.post(

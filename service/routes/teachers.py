@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.db import TeacherEntry, list_entries, teacher_accuracies
 from service.deps import Context, Ctx, Key, owned_teacher
-from service.inputs import ARCHIVE_SUFFIXES, register_teacher, register_uploaded_teacher, upload_folder
+from service.inputs import ARCHIVE_SUFFIXES, receive_upload, register_teacher, register_uploaded_teacher
 from service.routes.common import (
     COMMON_ERRORS,
     UPLOAD_ERRORS,
@@ -18,9 +18,7 @@ from service.routes.common import (
     json_or_upload,
     read_body,
 )
-from service.routes.datasets import _remove
 from service.schemas import Id, Name, Page, TeacherAccuracy, TeacherIn, TeacherOut
-from service.uploads import save_upload
 
 router = APIRouter(prefix="/v1/teachers", tags=["teachers"], responses=COMMON_ERRORS)
 
@@ -65,15 +63,8 @@ async def create_teacher(request: Request, ctx: Ctx, key: Key) -> TeacherOut:
     filename = (upload.filename or "").lower()
     if not filename.endswith(ARCHIVE_SUFFIXES):
         raise HTTPException(422, f"upload the model folder as one of {', '.join(ARCHIVE_SUFFIXES)}")
-    entry_id, folder = upload_folder(ctx.settings, "teachers")
-    folder.mkdir(parents=True)
-    suffix = max((s for s in ARCHIVE_SUFFIXES if filename.endswith(s)), key=len)  # never the user's name
-    archive = folder / f"upload{suffix}"
-    try:
-        await save_upload(upload, archive, ctx.settings.max_upload_bytes)
-    except BaseException:
-        await run_in_threadpool(_remove, folder)
-        raise
+    suffix = max((s for s in ARCHIVE_SUFFIXES if filename.endswith(s)), key=len)
+    entry_id, archive = await receive_upload(ctx.settings, "teachers", upload, f"upload{suffix}")
     name = fields.name or (upload.filename or "teacher").split(".")[0]
     row = await run_in_threadpool(
         register_uploaded_teacher, ctx.db, ctx.settings, entry_id, archive, name, key.id
