@@ -1,9 +1,11 @@
-"""``autodistiller demo``: a real teacher, a real search and a real student, in minutes on 2 CPU cores.
+"""``autodistiller demo``: a real teacher, a recommendation, a real search and a real student, in minutes.
 
 Fine-tunes the shipped MiniLM encoder into a Rotten Tomatoes teacher (once; cached), then runs a small job
 with an in-process worker: the DisWOT student search (training-free) picks student candidates under a
-16M-parameter budget, then the two reference trials and a few sampled pipelines are trained; it prints the
-leaderboard, the recommendation and the best student against the teacher.
+16M-parameter budget; the recommender, trained on the shipped meta-dataset and past jobs, predicts the best
+pipelines before any training (printed first); then the two reference trials, the predicted pipelines and
+sampled ones are trained; it prints the leaderboard, whether the search confirmed or beat the prediction,
+and the best student against the teacher.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -146,3 +146,25 @@ class Pipeline(_Spec):
     def vanilla_kd(cls, **kw: object) -> Pipeline:
         """Hinton KD: KL at T=4, equal weights, no intermediate objective."""
         return cls(loss=LogitLossSpec(name="kl", temperature=4.0, kd_weight=1.0, hard_weight=1.0), **kw)
+
+
+def describe(pipeline: dict[str, Any] | BaseModel) -> str:
+    """``kl(T=4) + mi_alpha/skip, eda_swap×1, 2×384`` — a pipeline in one short line."""
+    if isinstance(pipeline, BaseModel):
+        pipeline = pipeline.model_dump(mode="json")
+    loss, inter, aug, st = (
+        pipeline["loss"],
+        pipeline["intermediate"],
+        pipeline["augmentation"],
+        pipeline["student"],
+    )
+    text = loss["name"] + (
+        f"(T={loss['temperature']:.3g})" if loss["name"] in ("kl", "rkl", "jsd", "dkd") else ""
+    )
+    if inter["name"] != "none":
+        text += f" + {inter['name']}/{inter['mapping']}" + ("/attn" if inter["features"] != "hidden" else "")
+    if aug["ops"]:
+        text += f", {'+'.join(aug['ops'])}×{aug['copies']}"
+    if aug["mixup"]:
+        text += ", mixup"
+    return f"{text}, {st['layers']}×{st['hidden']}"

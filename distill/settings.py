@@ -6,6 +6,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+#: The meta-dataset shipped beside the recommender (``bench/build_meta.py`` rebuilds it).
+SHIPPED_PRIORS = Path(__file__).resolve().parent.parent / "search" / "priors" / "meta.csv"
+
 
 class SettingsError(ValueError):
     """An ``AUTODISTILLER_*`` variable that cannot be used; the message names it."""
@@ -21,6 +24,8 @@ class Settings:
     server-side path through the API (default: the home's ``imports`` folder). Nothing outside them is read.
     ``AUTODISTILLER_URL`` / ``AUTODISTILLER_API_KEY``: where the client and the CLI verbs find the API, and
     the key they send (default: the local key ``autodistiller serve`` wrote to ``<home>/api-key``).
+    ``AUTODISTILLER_PRIORS``: the meta-dataset CSV the recommender learns from besides the trial database
+    (default: the one shipped in ``search/priors/``; ``none``: learn from this database only).
     """
 
     home: Path
@@ -30,6 +35,11 @@ class Settings:
     import_roots: tuple[Path, ...] = ()
     api_url: str = "http://127.0.0.1:8000"
     api_key: str | None = None
+    priors: Path | None = None  # None: no prior meta-dataset
+
+    def __post_init__(self) -> None:
+        if self.priors is not None and not Path(self.priors).is_file():
+            raise SettingsError(f"AUTODISTILLER_PRIORS: no meta-dataset file at {self.priors}")
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -45,6 +55,13 @@ class Settings:
             raise SettingsError("AUTODISTILLER_MAX_UPLOAD_MB must be a number of megabytes") from None
         if max_mb <= 0:
             raise SettingsError("AUTODISTILLER_MAX_UPLOAD_MB must be positive")
+        priors_env = env.get("AUTODISTILLER_PRIORS", "")
+        if priors_env.lower() == "none":
+            priors = None
+        elif priors_env:
+            priors = Path(priors_env).expanduser()
+        else:
+            priors = SHIPPED_PRIORS if SHIPPED_PRIORS.is_file() else None
         return cls(
             home=home,
             database_url=url,
@@ -53,6 +70,7 @@ class Settings:
             import_roots=tuple(Path(p).expanduser() for p in roots if p),
             api_url=env.get("AUTODISTILLER_URL") or cls.api_url,
             api_key=env.get("AUTODISTILLER_API_KEY") or None,
+            priors=priors,
         )
 
     @property

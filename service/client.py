@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from distill.settings import Settings
 from service.schemas import (
     DatasetOut,
+    ImportanceOut,
     JobBudget,
     JobOut,
     Page,
@@ -202,6 +203,9 @@ class Client:
 
     def recommendation(self, job_id: str) -> RecommendationOut:
         return self._get(RecommendationOut, f"/v1/jobs/{job_id}/recommendation")
+
+    def importance(self, job_id: str) -> ImportanceOut:
+        return self._get(ImportanceOut, f"/v1/jobs/{job_id}/importance")
 
     def trials(
         self,

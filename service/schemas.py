@@ -92,6 +92,13 @@ class JobBudget(_Model):
     warm_start: list[Pipeline] = Field(
         default_factory=list, description="Pipelines to evaluate first, after the two references."
     )
+    warm_start_k: int = Field(
+        3,
+        ge=0,
+        le=32,
+        description="Pipelines the recommender predicts best (from past jobs, or priors) that the search "
+        "evaluates first, after `warm_start`; 0: none.",
+    )
     seed: int = Field(0, ge=0, le=2**32 - 1)
 
     @model_validator(mode="after")
@@ -256,6 +263,46 @@ class TeacherSummary(BaseModel):
     latency_ms: float | None
 
 
+class NeighbourOut(BaseModel):
+    task: str = Field(description="A past task variant (dataset/size≤student budget).")
+    distance: float = Field(description="Distance in standardised meta-feature space.")
+    best_ratio: float = Field(description="Its best measured accuracy / its teacher's.")
+    best_pipeline: str
+
+
+class AlternativeOut(BaseModel):
+    pipeline: str
+    ratio: float | None = Field(description="Predicted accuracy / teacher accuracy (none for priors).")
+
+
+class PredictedOut(BaseModel):
+    """What the recommender predicted before the job's first trial, and how the search judged it since."""
+
+    method: Literal["model", "priors"] = Field(
+        description="`model`: learned from past trials; `priors`: too few past trials, Distiller's findings."
+    )
+    pipeline: Pipeline
+    accuracy: float | None = Field(None, description="Predicted validation accuracy.")
+    ratio: float | None = Field(None, description="Predicted accuracy / teacher accuracy.")
+    model_version: int | None = None
+    trained_on: dict[str, int] | None = Field(None, description="Trials, tasks, and trials from the priors.")
+    cv_mae: float | None = Field(None, description="The model's error on the ratio for unseen tasks.")
+    nearest: list[NeighbourOut] = Field(default_factory=list, description="Nearest past tasks.")
+    alternatives: list[AlternativeOut] = Field(default_factory=list, description="The runners-up.")
+    measured_accuracy: float | None = Field(None, description="Its accuracy once the search trained it.")
+    why: str = ""
+
+
+class ImportanceOut(BaseModel):
+    """Which pipeline components matter: for this job (fANOVA over its trials) and across jobs (the
+    recommender's share of each component; `task` = the dataset's meta-features)."""
+
+    job_id: str
+    this_job: dict[str, float]
+    across_jobs: dict[str, float]
+    model_version: int | None = None
+
+
 class RecommendationOut(BaseModel):
     """The pipeline the service recommends now, with its score, its cost against the teacher, and why."""
 
@@ -275,6 +322,9 @@ class RecommendationOut(BaseModel):
     size_ratio: float | None = Field(None, description="Student parameters / teacher parameters.")
     speedup: float | None = Field(None, description="Teacher CPU latency / student CPU latency.")
     why: str = ""
+    predicted: PredictedOut | None = Field(
+        None, description="The recommender's prediction from before the first trial, kept for comparison."
+    )
 
 
 class Health(BaseModel):

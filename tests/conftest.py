@@ -10,6 +10,9 @@ import torch
 
 torch.set_num_threads(2)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Jobs of the tests learn from their own database only (fast, deterministic); the shipped meta-dataset has
+# its own tests (test_recommender.py).
+os.environ.setdefault("AUTODISTILLER_PRIORS", "none")
 
 
 @pytest.fixture(scope="session")

@@ -102,6 +102,14 @@ def test_the_whole_flow_through_http(tmp_path: Path, reviews_csv: Path, tiny_tea
         rec.params and rec.teacher.params and rec.size_ratio == pytest.approx(rec.params / rec.teacher.params)
     )
     assert rec.speedup and rec.why.startswith("best of 4 trials")
+    # no past jobs in this database (and no shipped priors in the tests): Distiller's priors, tried first
+    pred = rec.predicted
+    assert pred.method == "priors" and pred.pipeline.intermediate.name == "mi_alpha" and pred.accuracy is None
+    assert pred.measured_accuracy == api.trials(job.id, sort="number").items[2].accuracy
+    imp = api.importance(job.id)
+    assert set(imp.this_job) <= {"student", "loss", "intermediate", "mapping", "augmentation", "lr",
+                                 "temperature", "kd_weight", "epochs"}  # fmt: skip
+    assert imp.across_jobs == {} and imp.model_version is None  # one job: nothing to train on yet
 
     board = api.trials(job.id)
     assert board.total == 4 and board.items[0].id == rec.trial_id

@@ -31,8 +31,9 @@ TABLES = {
     "profiles",
     "artifacts",
     "recommendations",
+    "recommender_models",
 }
-HEAD = "0003"
+HEAD = "0004"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

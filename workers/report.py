@@ -5,29 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel
-
-
-def describe(pipeline: dict[str, Any] | BaseModel) -> str:
-    """``kl(T=4) + mi_alpha/skip, eda_swap×1, 2×384`` — a pipeline in one short line."""
-    if isinstance(pipeline, BaseModel):
-        pipeline = pipeline.model_dump(mode="json")
-    loss, inter, aug, st = (
-        pipeline["loss"],
-        pipeline["intermediate"],
-        pipeline["augmentation"],
-        pipeline["student"],
-    )
-    text = loss["name"] + (
-        f"(T={loss['temperature']:.3g})" if loss["name"] in ("kl", "rkl", "jsd", "dkd") else ""
-    )
-    if inter["name"] != "none":
-        text += f" + {inter['name']}/{inter['mapping']}" + ("/attn" if inter["features"] != "hidden" else "")
-    if aug["ops"]:
-        text += f", {'+'.join(aug['ops'])}×{aug['copies']}"
-    if aug["mixup"]:
-        text += ", mixup"
-    return f"{text}, {st['layers']}×{st['hidden']}"
+from distill.pipeline import describe
 
 
 def leaderboard_table(trials: Sequence[Any], teacher_accuracy: float | None = None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tqdm.auto import tqdm
 
+from distill.pipeline import Pipeline
 from service.db import jobs
 from service.db.models import Job
 from service.schemas import JobSpec
@@ -28,6 +29,7 @@ def run_job_in_process(spec: JobSpec, *, ray_address: str | None = None, top: in
         bar.write(leaderboard_table(jobs.leaderboard(worker.db, job_id, limit=top), j.teacher_accuracy))
 
     worker.on_trial = on_trial
+    worker.on_recommendation = lambda job_id: bar.write(predicted_text(worker, job_id))
     db_url = worker.settings.database_url
     print(f"job {job.id}: {spec.budget.trials} trials on {spec.dataset.source} (database {db_url})")
     worker.process(claimed)
@@ -66,8 +68,42 @@ def print_summary(worker: Worker, job: Job) -> None:
     rec = jobs.latest_recommendation(worker.db, job.id)
     if rec is not None:
         print(f"\nrecommended pipeline: {describe(rec.pipeline)}\n  why: {rec.why}")
+    if (verdict := prediction_verdict(worker, job.id)) is not None:
+        print(f"  {verdict}")
     for art in jobs.list_artifacts(worker.db, job.id, kind="student"):
         print(f"  student: {worker.settings.home / art.path}")
     if job.owner is not None:
         print(f"  browse it: `autodistiller serve`, then http://127.0.0.1:8000/ui/jobs/{job.id} "
               f"(key in {worker.settings.key_file})")  # fmt: skip
+
+
+def predicted_text(worker: Worker, job_id: str) -> str:
+    """The recommender's prediction for the job, before its first trial."""
+    rec = jobs.latest_recommendation(worker.db, job_id, source="predicted")
+    if rec is None:
+        return "no prediction"
+    lines = [f"\npredicted before any trial: {describe(rec.pipeline)}", f"  why: {rec.why}"]
+    for alt in (rec.details or {}).get("alternatives", [])[1:]:
+        ratio = f" ({alt['ratio']:.1%} of the teacher)" if alt.get("ratio") is not None else ""
+        lines.append(f"  runner-up: {alt['pipeline']}{ratio}")
+    lines.append("  the search starts with these, after the no-KD and vanilla-KD references\n")
+    return "\n".join(lines)
+
+
+def prediction_verdict(worker: Worker, job_id: str) -> str | None:
+    """Whether the search confirmed the predicted pipeline or beat it, in points of accuracy."""
+    rec = jobs.latest_recommendation(worker.db, job_id, source="predicted")
+    best = jobs.leaderboard(worker.db, job_id, sort="-accuracy", status="completed", limit=1)
+    if rec is None or not best:
+        return None
+    trial = jobs.trial_for_pipeline(worker.db, job_id, Pipeline.model_validate(rec.pipeline).key())
+    if trial is None or trial.accuracy is None:
+        return "the predicted pipeline was not trained to the end"
+    gap = 100 * (best[0].accuracy - trial.accuracy)
+    predicted = f" (predicted {rec.score:.4f})" if rec.score is not None else ""
+    if trial.id == best[0].id or gap == 0:
+        return f"the search confirmed the prediction: it measured {trial.accuracy:.4f}{predicted}, the best"
+    return (
+        f"the predicted pipeline measured {trial.accuracy:.4f}{predicted}; the search beat it by "
+        f"{gap:.1f} points (trial {best[0].number})"
+    )

@@ -30,6 +30,8 @@ from distill.pipeline import Pipeline
 from distill.settings import Settings
 from distill.teacher import FinetuneConfig, Teacher, finetune_teacher, load_teacher
 from distill.teacher_outputs import teacher_outputs
+from search.metafeatures import meta_features
+from search.recommender import candidate_pipelines
 from search.space import SearchSpace
 from search.trainable import TrialInputs, run_trial
 from search.tune import Budget, SearchCallbacks, TrialRecord, ensure_ray, pareto_front, run_search
@@ -37,6 +39,7 @@ from service.db import jobs
 from service.db.models import Job
 from service.db.session import make_engine, normalize_url, session_factory, upgrade
 from service.schemas import JobSpec
+from workers import recommend
 from workers.profile import (
     STUDENT_PROXY,
     dataset_profile,
@@ -160,13 +163,14 @@ class Worker:
         ray_address: str | None = None,
         num_cpus: int | None = None,
         on_trial: Callable[[str], None] | None = None,
+        on_recommendation: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings or Settings.from_env()
         self.worker_id = worker_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         # beat well within the stale limit, or a live worker's job could look abandoned
         self.heartbeat_s, self.stale_after_s = min(heartbeat_s, stale_after_s / 3), stale_after_s
         self.ray_address, self.num_cpus = ray_address, num_cpus
-        self.on_trial = on_trial
+        self.on_trial, self.on_recommendation = on_trial, on_recommendation
         upgrade(self.settings.database_url)
         self.db = session_factory(make_engine(self.settings.database_url))
 
@@ -222,6 +226,11 @@ class Worker:
         t_prof = teacher_profile(teacher, task, b.max_length)
         jobs.add_profile(self.db, "dataset", dataset_profile(task), job_id=job.id)
         jobs.add_profile(self.db, "teacher", t_prof, job_id=job.id)
+        meta = meta_features(
+            task, teacher, teacher_accuracy=t_prof["accuracy"], max_length=b.max_length,
+            max_params=b.max_params,
+        )  # fmt: skip
+        jobs.add_profile(self.db, "meta", meta, job_id=job.id)
 
         if b.candidates:
             candidates, rows = feasible_candidates(
@@ -252,6 +261,7 @@ class Worker:
         if b.epochs:  # the references train for the longest
             overrides["epochs"], fixed["epochs"] = sorted(set(b.epochs)), max(b.epochs)
         space = dataclasses.replace(space, training=space.training.model_copy(update=fixed), **overrides)
+        predicted = self._recommend(job, meta, space, abort)
 
         self._state(
             job.id,
@@ -344,10 +354,31 @@ class Worker:
                 early_stopping=b.early_stopping,
                 **common,
             ),
-            [space.to_params(p) for p in b.warm_start],
+            [space.to_params(p) for p in [*b.warm_start, *predicted[: b.warm_start_k]]],
             "search",
         )
         self._finish(job, task, teacher, recorder, artifacts, abort)
+
+    def _recommend(
+        self, job: Job, meta: dict[str, float], space: SearchSpace, abort: threading.Event
+    ) -> list[Pipeline]:
+        """Predict the best pipelines for the job before its first trial (recorded as the job's predicted
+        recommendation), best first: the search's warm starts."""
+        self._state(job.id, "profiling", abort, progress_text="recommending pipelines from past jobs")
+        seed = int(job.budget.get("seed") or 0)
+        prediction = recommend.predict(
+            self.db, self.settings, job.id, meta, space, candidate_pipelines(space, seed=seed),
+            k=max(3, int(job.budget.get("warm_start_k", 3))),
+        )  # fmt: skip
+        top = prediction.pipelines[0] if prediction.pipelines else space.reference_pipelines()["vanilla_kd"]
+        if jobs.latest_recommendation(self.db, job.id, source="predicted") is None:
+            jobs.add_recommendation(
+                self.db, job.id, top, "predicted", score=prediction.score, why=prediction.why,
+                details=prediction.details,
+            )  # fmt: skip
+        if self.on_recommendation is not None:
+            self.on_recommendation(job.id)
+        return prediction.pipelines
 
     def _done(self, job_id: str, space: SearchSpace) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
         """Finished trials as the search's ``done``: (params, metrics or None if it failed)."""
@@ -417,6 +448,10 @@ class Worker:
             front = sorted(int(r.trial_id) for r in pareto_front(records, modes))
             jobs.add_profile(self.db, "pareto", {"objectives": objectives, "trials": front}, job_id=job.id)
         self._state(job.id, "finished", abort, progress_text="; ".join(why))
+        try:  # learn from this job for the next ones; the job itself is done either way
+            recommend.refresh(self.db, self.settings)
+        except Exception:
+            log.exception("job %s: could not retrain the recommender", job.id)
 
     def _progress(self, job_id: str, budget: int) -> None:
         job = jobs.get_job(self.db, job_id)

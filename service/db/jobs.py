@@ -33,6 +33,7 @@ from service.db.models import (
     Job,
     Profile,
     Recommendation,
+    RecommenderModel,
     Trial,
     UTCDateTime,
     new_id,
@@ -555,6 +556,7 @@ def add_recommendation(
     *,
     score: float | None = None,
     why: str = "",
+    details: Mapping[str, Any] | None = None,
 ) -> Recommendation:
     """Record the pipeline the service would use now: ``predicted`` (before trials) or ``measured``."""
     if source not in REC_SOURCES:
@@ -566,6 +568,7 @@ def add_recommendation(
             source=source,
             score=score,
             why=why,
+            details=dict(details) if details is not None else None,
             created_at=utcnow(),
         )
         s.add(rec)
@@ -573,8 +576,10 @@ def add_recommendation(
         return rec
 
 
-def latest_recommendation(db: Db, job_id: str) -> Recommendation | None:
+def latest_recommendation(db: Db, job_id: str, *, source: str | None = None) -> Recommendation | None:
     q = select(Recommendation).where(Recommendation.job_id == job_id)
+    if source is not None:
+        q = q.where(Recommendation.source == source)
     q = q.order_by(Recommendation.created_at.desc(), Recommendation.id.desc()).limit(1)
     with _read(db) as s:
         return s.scalars(q).first()
@@ -594,5 +599,55 @@ def get_profile(db: Db, kind: str, *, job_id: str | None = None) -> Profile | No
     q = select(Profile).where(Profile.kind == kind)
     q = q.where(Profile.job_id.is_(None) if job_id is None else Profile.job_id == job_id)
     q = q.order_by(Profile.created_at.desc(), Profile.id.desc()).limit(1)
+    with _read(db) as s:
+        return s.scalars(q).first()
+
+
+def meta_trials(db: Db, *, exclude_job: str | None = None) -> list[tuple[Job, dict[str, Any], Trial]]:
+    """What the recommender learns from: (job, its ``meta`` profile, trial) for every completed trial with
+    an accuracy of every finished job that has meta-features, oldest job first."""
+    metas = select(Profile.job_id, func.max(Profile.id).label("pid")).where(Profile.kind == "meta")
+    metas = metas.group_by(Profile.job_id).subquery()
+    q = (
+        select(Job, Profile.data, Trial)
+        .join(metas, metas.c.job_id == Job.id)
+        .join(Profile, Profile.id == metas.c.pid)
+        .join(Trial, Trial.job_id == Job.id)
+        .where(Job.state == "finished", Trial.status == "completed", Trial.accuracy.is_not(None))
+        .order_by(Job.created_at, Job.id, Trial.number)
+    )
+    if exclude_job is not None:
+        q = q.where(Job.id != exclude_job)
+    with _read(db) as s:
+        return [(job, dict(data), trial) for job, data, trial in s.execute(q)]
+
+
+def record_model(db: Db, fingerprint: str, **fields: Any) -> RecommenderModel:
+    """The recommender version trained on rows with ``fingerprint``: the existing one, else a new one."""
+    with _tx(db) as s:
+        found = s.scalars(select(RecommenderModel).where(RecommenderModel.fingerprint == fingerprint)).first()
+        if found is not None:
+            return found
+        model = RecommenderModel(fingerprint=fingerprint, created_at=utcnow(), **fields)
+        s.add(model)
+        s.flush()
+        return model
+
+
+def model_version(db: Db, fingerprint: str) -> RecommenderModel | None:
+    with _read(db) as s:
+        return s.scalars(select(RecommenderModel).where(RecommenderModel.fingerprint == fingerprint)).first()
+
+
+def latest_model(db: Db) -> RecommenderModel | None:
+    """The newest recommender version."""
+    with _read(db) as s:
+        return s.scalars(select(RecommenderModel).order_by(RecommenderModel.id.desc()).limit(1)).first()
+
+
+def trial_for_pipeline(db: Db, job_id: str, key: str) -> Trial | None:
+    """The job's finished trial of the pipeline with ``key`` (a completed one first), if it ran."""
+    q = select(Trial).where(Trial.job_id == job_id, Trial.pipeline_key == key, Trial.status != "running")
+    q = q.order_by((Trial.status == "completed").desc(), Trial.number).limit(1)
     with _read(db) as s:
         return s.scalars(q).first()

@@ -258,4 +258,21 @@ class Recommendation(Base):
     source: Mapped[str] = mapped_column(String(16))
     score: Mapped[float | None] = mapped_column(Float)
     why: Mapped[str] = mapped_column(Text, default="")
+    # predicted: the ratio, the model version, the nearest past tasks, the runners-up (see workers.recommend)
+    details: Mapped[dict[str, Any] | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RecommenderModel(Base):
+    """A version of the recommender: what it was trained on and how well it predicts unseen tasks."""
+
+    __tablename__ = "recommender_models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)  # the version
+    fingerprint: Mapped[str] = mapped_column(String(32), unique=True)  # of the training rows
+    rows: Mapped[int] = mapped_column()
+    tasks: Mapped[int] = mapped_column()
+    prior_rows: Mapped[int] = mapped_column()  # rows from the shipped meta-dataset
+    cv_mae: Mapped[float | None] = mapped_column(Float)  # leave-one-task-out mean absolute error of the ratio
+    importance: Mapped[dict[str, Any]] = mapped_column(default=dict)  # component → share
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

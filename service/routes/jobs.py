@@ -13,6 +13,8 @@ from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from distill.data import DataError
+from distill.pipeline import Pipeline
+from service.dashboard.importance import pipeline_importance
 from service.db import (
     SORT_KEYS,
     TERMINAL_STATES,
@@ -24,10 +26,13 @@ from service.db import (
     create_job,
     get_job,
     get_profile,
+    latest_model,
     latest_recommendation,
     leaderboard,
     list_artifacts,
     list_jobs,
+    trial_for_pipeline,
+    trial_pipelines,
     utcnow,
 )
 from service.db import cancel_job as cancel
@@ -36,10 +41,12 @@ from service.inputs import check_pair
 from service.routes.common import COMMON_ERRORS, Limit, Offset, require_json
 from service.schemas import (
     Id,
+    ImportanceOut,
     JobBudget,
     JobOut,
     JobRequest,
     Page,
+    PredictedOut,
     Progress,
     RecommendationOut,
     TeacherSummary,
@@ -214,12 +221,14 @@ def recommendation(job_id: Id, ctx: Ctx, key: Key) -> RecommendationOut:
         latency_ms=t.get("latency_ms"),
     )
     rec = latest_recommendation(ctx.db, job.id)
+    predicted = _predicted(ctx, job.id)
     best = leaderboard(ctx.db, job.id, sort="-accuracy", status="completed", limit=1)
     if not best:
-        if rec is not None and rec.source == "predicted":
+        if predicted is not None:
             return RecommendationOut(
-                job_id=job.id, available=True, source="predicted", pipeline=rec.pipeline,
-                accuracy=rec.score, teacher=teacher, why=rec.why,
+                job_id=job.id, available=True, source="predicted", pipeline=predicted.pipeline,
+                accuracy=predicted.accuracy, ratio_to_teacher=predicted.ratio, teacher=teacher,
+                why=predicted.why, predicted=predicted,
             )  # fmt: skip
         why = f"no trial has finished yet (job {job.state}: {job.progress_text})"
         if job.state in ("failed", "cancelled"):
@@ -247,6 +256,49 @@ def recommendation(job_id: Id, ctx: Ctx, key: Key) -> RecommendationOut:
         size_ratio=top.params / teacher.params if top.params and teacher.params else None,
         speedup=teacher.latency_ms / top.latency_ms if top.latency_ms and teacher.latency_ms else None,
         why=why,
+        predicted=predicted,
+    )
+
+
+def _predicted(ctx: Context, job_id: str) -> PredictedOut | None:
+    """The job's predicted recommendation, with the accuracy the search measured for it, if it ran."""
+    rec = latest_recommendation(ctx.db, job_id, source="predicted")
+    if rec is None:
+        return None
+    d = rec.details or {}
+    trial = trial_for_pipeline(ctx.db, job_id, Pipeline.model_validate(rec.pipeline).key())
+    return PredictedOut(
+        method="model" if d.get("method") == "model" else "priors",
+        pipeline=rec.pipeline,
+        accuracy=rec.score,
+        ratio=d.get("ratio"),
+        model_version=d.get("model_version"),
+        trained_on=d.get("trained_on"),
+        cv_mae=d.get("cv_mae"),
+        nearest=d.get("nearest", []),
+        alternatives=[a for a in d.get("alternatives", []) if isinstance(a, dict)],
+        measured_accuracy=trial.accuracy if trial is not None else None,
+        why=rec.why,
+    )
+
+
+@router.get(
+    "/v1/jobs/{job_id}/importance",
+    response_model=ImportanceOut,
+    summary="Which pipeline components matter, for this job and across jobs",
+)
+async def importance(job_id: Id, ctx: Ctx, key: Key) -> ImportanceOut:
+    """`this_job`: fANOVA importance of each component over the job's completed trials (empty with fewer
+    than 4); `across_jobs`: the latest recommender version's share of each component."""
+    job = owned_job(ctx, key, job_id)
+    pairs = trial_pipelines(ctx.db, job.id)
+    this_job = await run_in_threadpool(pipeline_importance, pairs)
+    model = latest_model(ctx.db)
+    return ImportanceOut(
+        job_id=job.id,
+        this_job={k: round(v, 4) for k, v in this_job.items()},
+        across_jobs=model.importance if model else {},
+        model_version=model.id if model else None,
     )
 
 
