@@ -115,7 +115,9 @@ def main() -> None:
             print(f"skipping {task}: {len(table)} of {n_grid} grid points")
             continue
         meta = {k: held[0][k] for k in META_KEYS}
-        ranked = [grid_name(s.pipeline) for s in model.rank(meta, pipelines, k=len(pipelines))]
+        ranked = [
+            grid_name(s.pipeline) for s in model.rank(meta, pipelines, k=len(pipelines), distinct=False)
+        ]
         results[task] = arms(table, ranked, args.budget, args.seeds)
         teacher[task] = held[0]["teacher_accuracy"]
 

@@ -262,10 +262,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     _print_job(job)
     rec = client.recommendation(args.job)
     if rec.available and rec.pipeline is not None:
-        from workers.report import describe
+        from distill.pipeline import describe
 
         print(f"  recommended ({rec.source}{', final' if rec.final else ''}): "
               f"{describe(rec.pipeline)}\n  why: {rec.why}")  # fmt: skip
+        pred = rec.predicted
+        if pred is not None and rec.source == "measured":
+            measured = (
+                f"{pred.measured_accuracy:.4f}" if pred.measured_accuracy is not None else "not trained"
+            )
+            print(f"  predicted before the first trial: {describe(pred.pipeline)} (measured: {measured})")
     return 0
 
 

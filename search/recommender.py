@@ -4,7 +4,7 @@ a new one, and rank a job's candidate pipelines before any of them is trained.
 A training row is one finished trial: the task's meta-features (:mod:`search.metafeatures`), the pipeline
 (JSON), and its accuracy as a ratio to the teacher's. The model is scikit-learn gradient boosting over the
 meta-features and a fixed flattening of the pipeline (:func:`pipeline_features`; the student is described
-relative to the teacher, so students of different teachers compare). With no rows at all, :func:`cold_start`
+relative to the teacher, so students of different teachers compare). With too few rows, :func:`cold_start`
 gives Distiller's findings as priors. Rows come from the shipped meta-dataset (``search/priors/meta.csv``,
 built by ``bench/build_meta.py``) and from the trial database.
 """
@@ -84,6 +84,12 @@ def pipeline_features(pipeline: Pipeline, meta: Mapping[str, float]) -> dict[str
 def features(meta: Mapping[str, float], pipeline: Pipeline) -> dict[str, float | str]:
     """One model input: the meta-features followed by the pipeline's."""
     return {**{f"meta.{k}": float(meta[k]) for k in META_KEYS}, **pipeline_features(pipeline, meta)}
+
+
+def signature(pipeline: Pipeline) -> tuple[str, str, str, str, bool]:
+    """The pipeline's combination of components: loss, objective (and features), augmentation, mixup."""
+    inter, aug = pipeline.intermediate, pipeline.augmentation
+    return pipeline.loss.name, inter.name, inter.features, "+".join(aug.ops), aug.mixup > 0
 
 
 def component(feature: str) -> str:
@@ -205,12 +211,24 @@ class Recommender:
             return np.zeros(0)
         return self.model.predict([features(meta, p) for p in pipelines])
 
-    def rank(self, meta: Mapping[str, float], pipelines: Sequence[Pipeline], k: int = 3) -> list[Scored]:
-        """The ``k`` pipelines with the highest predicted ratio, best first (ties: earlier first)."""
+    def rank(
+        self, meta: Mapping[str, float], pipelines: Sequence[Pipeline], k: int = 3, *, distinct: bool = True
+    ) -> list[Scored]:
+        """The ``k`` pipelines with the highest predicted ratio, best first (ties: earlier first). With
+        ``distinct``, one per combination of components (:func:`signature`): warm starts that differ in
+        what they try, rather than one recipe on several students or learning rates."""
         unique = list({p.key(): p for p in pipelines}.values())
         scores = self.predict(meta, unique)
-        order = sorted(range(len(unique)), key=lambda i: -scores[i])[:k]
-        return [Scored(unique[i], float(scores[i])) for i in order]
+        out: list[Scored] = []
+        seen: set[tuple] = set()
+        for i in sorted(range(len(unique)), key=lambda i: -scores[i]):
+            sig = signature(unique[i]) if distinct else (i,)
+            if sig not in seen:
+                seen.add(sig)
+                out.append(Scored(unique[i], float(scores[i])))
+            if len(out) == k:
+                break
+        return out
 
     def nearest(self, meta: Mapping[str, float], k: int = 3) -> list[Neighbour]:
         """The ``k`` training tasks nearest to ``meta`` (meta-features standardised over the tasks)."""

@@ -25,6 +25,7 @@ from search.recommender import (
     component,
     load_rows,
     rows_fingerprint,
+    signature,
     task_cv_mae,
 )
 from search.space import SearchSpace
@@ -109,6 +110,14 @@ def test_fit_predict_round_trip_ranks_the_better_components_first() -> None:
     again = Recommender.fit(rows)
     assert again.fingerprint == model.fingerprint == rows_fingerprint(rows)
     assert list(again.predict(meta, pipelines)) == list(pred)
+    # warm starts differ in what they try: the same recipe on another student is not a second pick
+    other = StudentArch(layers=2, hidden=32, heads=2, ffn=64)
+    both = pipelines + list(grid(other, TRAINING).values())
+    first, second = model.rank(meta, both, k=2)
+    assert signature(first.pipeline) != signature(second.pipeline)
+    assert second.pipeline.intermediate.name == "attention" and second.ratio <= first.ratio
+    same = model.rank(meta, both, k=2, distinct=False)
+    assert len({signature(s.pipeline) for s in same}) <= 2
     imp = model.importance()
     assert sum(imp.values()) == pytest.approx(1, abs=1e-3)
     assert max(imp, key=imp.get) == "intermediate objective"

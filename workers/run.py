@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from tqdm.auto import tqdm
 
-from distill.pipeline import Pipeline
+from distill.pipeline import Pipeline, describe
 from service.db import jobs
 from service.db.models import Job
 from service.schemas import JobSpec
-from workers.report import describe, leaderboard_table
+from workers.report import leaderboard_table
 from workers.worker import Worker
 
 

@@ -393,9 +393,10 @@ def size_vs_accuracy(points: list[SizePoint], teacher: tuple[int, float] | None)
 # ------------------------------------------------------------------------------------------ importance
 
 
-def importance_bars(importances: dict[str, float]) -> str:
+def importance_bars(
+    importances: dict[str, float], label: str = "Parameter importance: which pipeline component mattered"
+) -> str:
     """Horizontal bars of parameter importance, sorted descending, each labelled with name and value."""
-    label = "Parameter importance: which pipeline component mattered"
     items = sorted(((k, _num(v) or 0.0) for k, v in importances.items()), key=lambda kv: -kv[1])
     if not items:
         return _message(label, "no data yet", height=120)

@@ -21,7 +21,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from distill.pipeline import Pipeline
+from distill.pipeline import Pipeline, describe
 from service.dashboard import plots
 from service.dashboard.importance import pipeline_importance
 from service.db import (
@@ -35,6 +35,7 @@ from service.db import (
     get_job,
     get_profile,
     key_for,
+    latest_model,
     leaderboard,
     list_artifacts,
     list_entries,
@@ -47,7 +48,6 @@ from service.deps import COOKIE, Context, Ctx, owned_job, owned_trial
 from service.routes.common import error_list
 from service.routes.jobs import job_out, queue_job, recommendation
 from service.schemas import Id, JobBudget, JobRequest
-from workers.report import describe
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -297,7 +297,11 @@ async def job_importance(request: Request, ctx: Ctx, job_id: Id) -> Response:
     job = owned_job(ctx, key, job_id)
     pairs = await run_in_threadpool(trial_pipelines, ctx.db, job.id, limit=500)
     scores = await run_in_threadpool(pipeline_importance, pairs)
-    return HTMLResponse(plots.importance_bars(scores))
+    html = plots.importance_bars(scores)
+    if (model := latest_model(ctx.db)) is not None:  # across jobs: what the recommender learned
+        label = f"Across jobs: share of each component in recommender v{model.id} ({model.tasks} tasks)"
+        html += plots.importance_bars(model.importance, label)
+    return HTMLResponse(html)
 
 
 # ---------------------------------------------------------------------------------------------- one trial

@@ -623,15 +623,20 @@ def meta_trials(db: Db, *, exclude_job: str | None = None) -> list[tuple[Job, di
 
 
 def record_model(db: Db, fingerprint: str, **fields: Any) -> RecommenderModel:
-    """The recommender version trained on rows with ``fingerprint``: the existing one, else a new one."""
-    with _tx(db) as s:
-        found = s.scalars(select(RecommenderModel).where(RecommenderModel.fingerprint == fingerprint)).first()
-        if found is not None:
-            return found
-        model = RecommenderModel(fingerprint=fingerprint, created_at=utcnow(), **fields)
-        s.add(model)
-        s.flush()
-        return model
+    """The recommender version trained on rows with ``fingerprint``: the existing one, else a new one
+    (two workers recording the same rows at once get the same version)."""
+    if (found := model_version(db, fingerprint)) is not None:
+        return found
+    try:
+        with _tx(db) as s:
+            model = RecommenderModel(fingerprint=fingerprint, created_at=utcnow(), **fields)
+            s.add(model)
+            s.flush()
+            return model
+    except IntegrityError:  # another worker recorded it first
+        found = model_version(db, fingerprint)
+        assert found is not None
+        return found
 
 
 def model_version(db: Db, fingerprint: str) -> RecommenderModel | None:
