@@ -167,10 +167,27 @@ def task_cv_mae(rows: Sequence[Mapping[str, Any]], folds: int = 8, seed: int = 0
 
 @dataclass(frozen=True)
 class Scored:
-    """A pipeline and its predicted accuracy ratio to the teacher."""
+    """A pipeline and its predicted accuracy ratio to the teacher; ``seen``: its every component value lies
+    within what the training trials covered (otherwise the prediction extrapolates)."""
 
     pipeline: Pipeline
     ratio: float
+    seen: bool = True
+
+
+def support(x: Sequence[Mapping[str, float | str]]) -> dict[str, set[str] | tuple[float, float]]:
+    """The pipeline feature values the training rows cover: names seen, numeric ranges."""
+    out: dict[str, Any] = {}
+    for row in x:
+        for k, v in row.items():
+            if k.startswith("meta."):
+                continue
+            if isinstance(v, str):
+                out.setdefault(k, set()).add(v)
+            else:
+                lo, hi = out.get(k, (v, v))
+                out[k] = (min(lo, v), max(hi, v))
+    return out
 
 
 @dataclass(frozen=True)
@@ -191,6 +208,7 @@ class Recommender:
     model: SkPipeline
     fingerprint: str
     tasks: list[str] = field(default_factory=list)
+    covered: dict[str, Any] = field(default_factory=dict)  # see :func:`support`
 
     @classmethod
     def fit(cls, rows: Sequence[Mapping[str, Any]], *, seed: int = 0) -> Recommender:
@@ -203,7 +221,21 @@ class Recommender:
                 f"got {len(rows)} from {len(tasks)}"
             )
         x, y = design(rows)
-        return cls(rows, make_model(seed).fit(x, y), rows_fingerprint(rows), tasks)
+        return cls(rows, make_model(seed).fit(x, y), rows_fingerprint(rows), tasks, support(x))
+
+    def seen(self, meta: Mapping[str, float], pipeline: Pipeline) -> bool:
+        """Whether every pipeline feature of ``pipeline`` lies within what the training trials covered (a
+        new task's meta-features are not checked: a new task is new)."""
+        for k, v in pipeline_features(pipeline, meta).items():
+            have = self.covered.get(k)
+            if have is None:
+                return False
+            if isinstance(v, str):
+                if v not in have:
+                    return False
+            elif not have[0] - 1e-9 <= v <= have[1] + 1e-9:
+                return False
+        return True
 
     def predict(self, meta: Mapping[str, float], pipelines: Sequence[Pipeline]) -> np.ndarray:
         """Predicted accuracy ratio to the teacher of each pipeline on a task with ``meta``."""
@@ -214,10 +246,13 @@ class Recommender:
     def rank(
         self, meta: Mapping[str, float], pipelines: Sequence[Pipeline], k: int = 3, *, distinct: bool = True
     ) -> list[Scored]:
-        """The ``k`` pipelines with the highest predicted ratio, best first (ties: earlier first). With
-        ``distinct``, one per combination of components (:func:`signature`): warm starts that differ in
-        what they try, rather than one recipe on several students or learning rates."""
+        """The ``k`` pipelines with the highest predicted ratio, best first (ties: earlier first), among those
+        within what the training trials covered (:meth:`seen`; all of them if none is). With ``distinct``,
+        one per combination of components (:func:`signature`): warm starts that differ in what they try,
+        rather than one recipe on several students or learning rates."""
         unique = list({p.key(): p for p in pipelines}.values())
+        known = [p for p in unique if self.seen(meta, p)]
+        unique = known or unique
         scores = self.predict(meta, unique)
         out: list[Scored] = []
         seen: set[tuple] = set()
@@ -225,7 +260,7 @@ class Recommender:
             sig = signature(unique[i]) if distinct else (i,)
             if sig not in seen:
                 seen.add(sig)
-                out.append(Scored(unique[i], float(scores[i])))
+                out.append(Scored(unique[i], float(scores[i]), seen=bool(known)))
             if len(out) == k:
                 break
         return out

@@ -126,6 +126,26 @@ def test_fit_predict_round_trip_ranks_the_better_components_first() -> None:
     assert near[0].best_ratio == max(r["ratio"] for r in rows if r["task"] == "task0")
 
 
+def test_only_pipelines_like_the_training_trials_are_recommended() -> None:
+    rows = synthetic_rows()
+    model = Recommender.fit(rows)
+    meta = {k: rows[0][k] for k in META_KEYS}
+    table = grid(STUDENT, TRAINING)
+    base = table[("kl", "attention", "eda_swap")]
+    assert model.seen(meta, base)
+    wider = base.model_copy(update={"student": StudentArch(layers=1, hidden=64, heads=2, ffn=64)})
+    last = base.model_copy(update={"intermediate": base.intermediate.model_copy(update={"mapping": "last"})})
+    mixup = base.model_copy(update={"augmentation": base.augmentation.model_copy(update={"mixup": 0.4})})
+    dkd = base.model_copy(update={"loss": base.loss.model_copy(update={"name": "dkd"})})
+    unseen = [wider, last, mixup, dkd]
+    assert not any(model.seen(meta, p) for p in unseen)  # width, mapping, mixup, loss never trained
+    ranked = model.rank(meta, [*unseen, table[("mse", "none", "none")]], k=5)
+    assert [s.pipeline for s in ranked] == [table[("mse", "none", "none")]] and ranked[0].seen
+    # nothing like the past trials: rank them anyway, marked as extrapolation
+    ranked = model.rank(meta, unseen, k=2)
+    assert len(ranked) == 2 and not any(s.seen for s in ranked)
+
+
 def test_fit_refuses_too_little_data() -> None:
     rows = synthetic_rows(tasks=1)
     with pytest.raises(ValueError, match="2 tasks"):

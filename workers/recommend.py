@@ -131,6 +131,8 @@ def predict(
         f"predicted {best.ratio:.1%} of the teacher's accuracy (≈{best.ratio * teacher_acc:.4f}) by "
         f"recommender v{version.id} ({len(rows)} trials of {len(model.tasks)} tasks); nearest: {near}"
     )
+    if not best.seen:
+        why += "; no candidate is like the past trials (students, components), so this extrapolates"
     details = {
         "method": "model",
         "ratio": round(best.ratio, 5),
@@ -141,5 +143,6 @@ def predict(
         "alternatives": [{"pipeline": describe(s.pipeline), "ratio": round(s.ratio, 5)} for s in ranked],
         "importance": model.importance(),
         "scored": len(candidates),
+        "seen": best.seen,
     }
     return Prediction([s.pipeline for s in ranked], why, best.ratio * teacher_acc, details)
