@@ -298,3 +298,35 @@ def test_cold_start_without_past_jobs_uses_the_priors(tmp_path: Path, tiny_teach
     trials = jobs.finished_trials(db, job_id)
     assert trials[2].pipeline_key == predicted.key()
     assert jobs.latest_model(db) is None  # one job is too little to train on
+
+
+def test_demo_says_whether_the_search_confirmed_or_beat_the_prediction(tmp_path: Path) -> None:
+    from distill.pipeline import describe
+    from service.db import jobs
+    from workers.run import predicted_text, prediction_verdict
+    from workers.worker import Worker
+
+    worker = Worker(Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'db.sqlite'}"))
+    job = jobs.create_job(worker.db, dataset={"source": "rotten_tomatoes"}, teacher={"base": "minilm"})
+    table = grid(STUDENT, TRAINING)
+    top, second = table[("kl", "attention", "eda_swap")], table[("mse", "none", "none")]
+    alternatives = [{"pipeline": describe(p), "ratio": 0.9} for p in (top, second)]
+    jobs.add_recommendation(worker.db, job.id, top, "predicted", score=0.75, why="because",
+                            details={"alternatives": alternatives})  # fmt: skip
+    assert "predicted before any trial: kl(T=4) + attention" in predicted_text(worker, job.id)
+    assert "runner-up: mse" in predicted_text(worker, job.id)
+    assert prediction_verdict(worker, job.id) is None  # nothing measured yet
+
+    def run(number: int, pipeline: Pipeline, acc: float) -> None:
+        row = jobs.start_trial(worker.db, job.id, number, pipeline)
+        jobs.finish_trial(worker.db, row.id, "completed", accuracy=acc)
+
+    run(0, top, 0.74)
+    assert prediction_verdict(worker, job.id).startswith(
+        "the search confirmed the prediction: it measured 0.7400"
+    )
+    run(1, second, 0.76)
+    assert prediction_verdict(worker, job.id) == (
+        "the predicted pipeline measured 0.7400 (predicted 0.7500); the search beat it by 2.0 points "
+        "(trial 1, a runner-up of the prediction)"
+    )

@@ -103,7 +103,9 @@ def prediction_verdict(worker: Worker, job_id: str) -> str | None:
     predicted = f" (predicted {rec.score:.4f})" if rec.score is not None else ""
     if trial.id == best[0].id or gap == 0:
         return f"the search confirmed the prediction: it measured {trial.accuracy:.4f}{predicted}, the best"
+    runners_up = [a.get("pipeline") for a in (rec.details or {}).get("alternatives", [])[1:]]
+    whose = ", a runner-up of the prediction" if describe(best[0].pipeline) in runners_up else ""
     return (
         f"the predicted pipeline measured {trial.accuracy:.4f}{predicted}; the search beat it by "
-        f"{gap:.1f} points (trial {best[0].number})"
+        f"{gap:.1f} points (trial {best[0].number}{whose})"
     )
