@@ -15,6 +15,10 @@ pipelines of the held-out grid, paying for each pick with the trial's measured t
 
 Search arms are averaged over seeds. Prints, per variant, the best validation accuracy each arm found, its
 regret to the oracle in points, and a summary (mean regret, wins over vanilla KD, compute vs the oracle).
+
+``--live rt250s`` instead runs the service's own search on that variant through the real worker (Ray Tune,
+the small space, ASHA), warm-started by a recommender trained without the variant's rows, and compares its
+best trial and its training time with the variant's grid (uses ``$AUTODISTILLER_HOME``'s teacher cache).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from pathlib import Path
 
 import optuna
 
-from distill.pipeline import Pipeline
+from distill.pipeline import Pipeline, describe
 from distill.settings import SHIPPED_PRIORS
 from search.grid import AXES
 from search.metafeatures import META_KEYS
@@ -82,14 +86,67 @@ def arms(
     }
 
 
+def live(variant_name: str, meta_path: Path, trials: int) -> None:
+    """The real warm-started search on one variant, against that variant's grid in the meta-dataset."""
+    import csv
+    import tempfile
+
+    from bench.build_meta import VARIANTS
+    from distill.settings import Settings
+    from service.db import jobs
+    from workers.recommend import task_name
+    from workers.worker import Worker
+
+    variant = {v.name: v for v in VARIANTS}[variant_name]
+    spec = variant.spec()
+    spec.budget = spec.budget.model_copy(update={"trials": trials, "warm_start": [], "early_stopping": True})
+    rows = load_rows(meta_path)
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = jobs.Job(
+            dataset=spec.dataset.model_dump(mode="json"), budget=spec.budget.model_dump(mode="json")
+        )
+        held = [r for r in rows if r["task"] == task_name(probe)]
+        priors = Path(tmp) / "priors.csv"
+        with meta_path.open(newline="") as f, priors.open("w", newline="") as out:
+            reader = csv.DictReader(f)
+            writer = csv.DictWriter(out, fieldnames=reader.fieldnames or [])
+            writer.writeheader()
+            writer.writerows(r for r in reader if r["task"] != task_name(probe))
+        home = Settings.from_env().home
+        worker = Worker(Settings(home=home, database_url=f"sqlite:///{tmp}/live.db", priors=priors))
+        job = jobs.create_job(worker.db, **spec.model_dump(mode="json"))
+        worker.process(jobs.claim_job(worker.db, worker.worker_id, job_id=job.id))
+        job = jobs.get_job(worker.db, job.id)
+        done = jobs.finished_trials(worker.db, job.id)
+        rec = jobs.latest_recommendation(worker.db, job.id, source="predicted")
+    oracle = max(r["accuracy"] for r in held)
+    grid_s = sum(r["wall_seconds"] or 0 for r in held)
+    # a pruned trial has no wall time of its own: count its epochs' training time
+    spent = sum(t.wall_seconds or sum(e.get("seconds", 0) for e in t.epochs) for t in done)
+    best = max((t.accuracy or 0) for t in done if t.status == "completed")
+    print(f"\n{task_name(probe)}: {job.state}; predicted {describe(rec.pipeline)} (≈{rec.score:.4f})")
+    for t in done:
+        ref = f" [{t.is_reference}]" if t.is_reference else ""
+        secs = t.wall_seconds or sum(e.get("seconds", 0) for e in t.epochs)
+        print(f"  trial {t.number} {t.status:<9} {t.accuracy or 0:.4f}  {secs:5.0f} s  "
+              f"{describe(t.pipeline)}{ref}")  # fmt: skip
+    print(f"best {best:.4f} vs the grid's oracle {oracle:.4f} (regret {100 * (oracle - best):.1f} points); "
+          f"training {spent:.0f} s = {spent / grid_s:.0%} of the grid's {grid_s:.0f} s")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--meta", type=Path, default=SHIPPED_PRIORS)
     ap.add_argument("--budget", type=int, default=4, help="trials per search arm (the grid has 24)")
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--holdout", choices=["task", "dataset"], default="task")
+    ap.add_argument("--live", metavar="VARIANT", help="run the real warm-started search on this variant")
+    ap.add_argument("--live-trials", type=int, default=6, help="trials of --live, the 2 references included")
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.live:
+        live(args.live, args.meta, args.live_trials)
+        return
     rows = load_rows(args.meta)
     by_task: dict[str, list[dict]] = defaultdict(list)
     for r in rows:

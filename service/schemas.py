@@ -90,14 +90,15 @@ class JobBudget(_Model):
     )
     student_evaluations: int = Field(50, ge=2, le=5000, description="Candidates the DisWOT search scores.")
     warm_start: list[Pipeline] = Field(
-        default_factory=list, description="Pipelines to evaluate first, after the two references."
+        default_factory=list,
+        description="Pipelines to train first and to the end, after the two references.",
     )
     warm_start_k: int = Field(
         3,
         ge=0,
         le=32,
         description="Pipelines the recommender predicts best (from past jobs, or priors) that the search "
-        "evaluates first, after `warm_start`; 0: none.",
+        "trains to the end right after the references and `warm_start`; 0: none.",
     )
     seed: int = Field(0, ge=0, le=2**32 - 1)
 

@@ -335,18 +335,22 @@ class Worker:
             if abort.is_set():
                 raise JobAborted
 
-        # 1. the reference trials (no KD, vanilla KD) run to the end: every result is shown against them
-        done_refs = {t.is_reference for t in finished if t.is_reference}
-        refs = [p for name, p in space.reference_params().items() if name not in done_refs]
+        # 1. the reference trials (no KD, vanilla KD), the user's warm starts, then the recommender's
+        # predicted pipelines, run to the end: every result is shown against the references, and ASHA must
+        # not judge a prediction by its first epoch (augmented pipelines start slower)
+        done_keys = {t.pipeline_key for t in finished}
+        first = [*space.reference_pipelines().values(), *b.warm_start, *predicted[: b.warm_start_k]]
+        first = [p for p in {p.key(): p for p in first}.values() if p.key() not in done_keys]
+        first = first[: max(0, b.trials - len(finished))]
         common = {"concurrency": b.concurrency, "cpus_per_trial": b.cpus_per_trial}
-        if refs:
+        if first:
             wall = self._wall_left(job, b.wall_seconds)
             search(
-                Budget(trials=len(finished) + len(refs), wall_seconds=wall, early_stopping=False, **common),
-                refs,
+                Budget(trials=len(finished) + len(first), wall_seconds=wall, early_stopping=False, **common),
+                [space.to_params(p) for p in first],
                 "references",
             )
-        # 2. the search proper, warm starts first, ASHA stopping poor trials early
+        # 2. the search proper: TPE, ASHA stopping poor trials early
         search(
             Budget(
                 trials=b.trials,
@@ -354,7 +358,7 @@ class Worker:
                 early_stopping=b.early_stopping,
                 **common,
             ),
-            [space.to_params(p) for p in [*b.warm_start, *predicted[: b.warm_start_k]]],
+            [],
             "search",
         )
         self._finish(job, task, teacher, recorder, artifacts, abort)
