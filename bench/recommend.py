@@ -107,11 +107,10 @@ def live(variant_name: str, meta_path: Path, trials: int) -> None:
         )
         held = [r for r in rows if r["task"] == task_name(probe)]
         priors = Path(tmp) / "priors.csv"
-        with meta_path.open(newline="") as f, priors.open("w", newline="") as out:
-            reader = csv.DictReader(f)
-            writer = csv.DictWriter(out, fieldnames=reader.fieldnames or [])
+        with priors.open("w", newline="") as out:
+            writer = csv.DictWriter(out, fieldnames=list(rows[0]))
             writer.writeheader()
-            writer.writerows(r for r in reader if r["task"] != task_name(probe))
+            writer.writerows(r for r in rows if r["task"] != task_name(probe))
         home = Settings.from_env().home
         worker = Worker(Settings(home=home, database_url=f"sqlite:///{tmp}/live.db", priors=priors))
         job = jobs.create_job(worker.db, **spec.model_dump(mode="json"))

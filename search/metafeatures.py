@@ -12,7 +12,7 @@ import statistics
 
 import torch
 
-from distill.data import TextTask, check_label_compatibility
+from distill.data import TextTask
 from distill.engine import encode_fixed
 from distill.teacher import Teacher
 
@@ -62,8 +62,8 @@ def teacher_view(teacher: Teacher, task: TextTask, max_length: int, sample: int 
     """Confidence, entropy and the reduced mean pooled embedding of the teacher on validation examples."""
     step = max(1, len(task.validation) // sample)
     examples = task.validation[::step][:sample]
-    label_map = torch.tensor(check_label_compatibility(task, teacher.labels, len(teacher.labels)))
-    data = encode_fixed(examples, teacher.tokenizer, max_length, label_map)
+    identity = torch.arange(task.num_labels)  # the labels are not used here
+    data = encode_fixed(examples, teacher.tokenizer, max_length, identity)
     model = teacher.model.eval()
     device = next(model.parameters()).device
     probs, pooled = [], []
@@ -89,22 +89,31 @@ def teacher_view(teacher: Teacher, task: TextTask, max_length: int, sample: int 
     }
 
 
-def data_features(task: TextTask) -> dict[str, float]:
-    """Size, classes, balance and text lengths of the training split."""
+def text_stats(task: TextTask) -> tuple[list[int], float, int]:
+    """Examples per class, and the mean and 95th percentile of words per example (text + pair), of the
+    training split (the dataset profile shows them; the meta-features derive from them)."""
     counts = [0] * task.num_labels
     for ex in task.train:
         counts[ex.label] += 1
+    words = sorted(len(ex.text.split()) + len((ex.text_pair or "").split()) for ex in task.train)
+    if not words:
+        return counts, 0.0, 0
+    return counts, statistics.fmean(words), words[int(0.95 * (len(words) - 1))]
+
+
+def data_features(task: TextTask) -> dict[str, float]:
+    """Size, classes, balance and text lengths of the training split."""
+    counts, words_mean, words_p95 = text_stats(task)
     n = len(task.train)
     freqs = torch.tensor([c / n for c in counts if c])
-    words = sorted(len(ex.text.split()) + len((ex.text_pair or "").split()) for ex in task.train)
     k = task.num_labels
     return {
         "log10_train": math.log10(max(n, 1)),
         "classes": float(k),
         "balance": min(counts) / max(counts) if max(counts) else 0.0,
         "label_entropy": float(_entropy(freqs) / math.log(k)) if k > 1 else 0.0,
-        "words_mean": statistics.fmean(words) if words else 0.0,
-        "words_p95": float(words[int(0.95 * (len(words) - 1))]) if words else 0.0,
+        "words_mean": words_mean,
+        "words_p95": float(words_p95),
         "pair": float(task.is_pair),
     }
 

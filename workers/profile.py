@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 from typing import Any
 
 import torch
@@ -14,16 +13,14 @@ from distill.pipeline import StudentArch
 from distill.student import build_student, count_params, cpu_latency_ms, estimate_params
 from distill.teacher import Teacher
 from distill.trainer import evaluate
+from search.metafeatures import text_stats
 from search.proxies import ProxyBatch, random_like
 from search.student_search import Budget as SearchBudget
 from search.student_search import StudentSpace, proxy_fitness, regularized_evolution, student_params
 
 
 def dataset_profile(task: TextTask) -> dict[str, Any]:
-    counts = [0] * task.num_labels
-    for ex in task.train:
-        counts[ex.label] += 1
-    words = [len(ex.text.split()) + len((ex.text_pair or "").split()) for ex in task.train]
+    counts, words_mean, words_p95 = text_stats(task)
     return {
         "name": task.name,
         "train": len(task.train),
@@ -32,8 +29,8 @@ def dataset_profile(task: TextTask) -> dict[str, Any]:
         "class_counts": dict(zip(task.labels, counts, strict=True)),
         "balance": min(counts) / max(counts),
         "pair": task.is_pair,
-        "words_mean": statistics.fmean(words),
-        "words_p95": sorted(words)[int(0.95 * (len(words) - 1))],
+        "words_mean": words_mean,
+        "words_p95": words_p95,
         "fingerprint": task.fingerprint(),
     }
 

@@ -38,7 +38,7 @@ from search.tune import Budget, SearchCallbacks, TrialRecord, ensure_ray, pareto
 from service.db import jobs
 from service.db.models import Job
 from service.db.session import make_engine, normalize_url, session_factory, upgrade
-from service.schemas import JobSpec
+from service.schemas import JobBudget, JobSpec
 from workers import recommend
 from workers.profile import (
     STUDENT_PROXY,
@@ -261,7 +261,7 @@ class Worker:
         if b.epochs:  # the references train for the longest
             overrides["epochs"], fixed["epochs"] = sorted(set(b.epochs)), max(b.epochs)
         space = dataclasses.replace(space, training=space.training.model_copy(update=fixed), **overrides)
-        predicted = self._recommend(job, meta, space, abort)
+        predicted = self._recommend(job, b, meta, space, abort)
 
         self._state(
             job.id,
@@ -364,15 +364,14 @@ class Worker:
         self._finish(job, task, teacher, recorder, artifacts, abort)
 
     def _recommend(
-        self, job: Job, meta: dict[str, float], space: SearchSpace, abort: threading.Event
+        self, job: Job, b: JobBudget, meta: dict[str, float], space: SearchSpace, abort: threading.Event
     ) -> list[Pipeline]:
         """Predict the best pipelines for the job before its first trial (recorded as the job's predicted
         recommendation), best first: the search's warm starts."""
         self._state(job.id, "profiling", abort, progress_text="recommending pipelines from past jobs")
-        seed = int(job.budget.get("seed") or 0)
         prediction = recommend.predict(
-            self.db, self.settings, job.id, meta, space, candidate_pipelines(space, seed=seed),
-            k=max(3, int(job.budget.get("warm_start_k", 3))),
+            self.db, self.settings, job.id, meta, space, candidate_pipelines(space, seed=b.seed),
+            k=max(3, b.warm_start_k),
         )  # fmt: skip
         top = prediction.pipelines[0] if prediction.pipelines else space.reference_pipelines()["vanilla_kd"]
         if jobs.latest_recommendation(self.db, job.id, source="predicted") is None:
