@@ -15,13 +15,14 @@ import torch.nn.functional as F
 
 from distill.assets import minilm_dir
 from distill.data import load_task
-from distill.engine import distill_student, encode_fixed
+from distill.encoding import TrainData, encode_fixed
+from distill.engine import distill_student
+from distill.finetune import FinetuneConfig, finetune_teacher
 from distill.pipeline import IntermediateSpec, LogitLossSpec, Pipeline, StudentArch, Training
 from distill.settings import Settings
 from distill.student import build_student
-from distill.teacher import FinetuneConfig, finetune_teacher
 from distill.teacher_outputs import teacher_outputs
-from distill.trainer import TrainData, evaluate, train_model
+from distill.trainer import evaluate, train_model
 
 STUDENT = StudentArch(layers=2, hidden=384, heads=12, ffn=1536)
 

@@ -20,10 +20,11 @@ from scipy.stats import kendalltau, spearmanr
 
 from distill.assets import minilm_dir
 from distill.data import load_task
-from distill.engine import distill_student, encode_fixed
+from distill.encoding import encode_fixed
+from distill.engine import distill_student
+from distill.finetune import FinetuneConfig, finetune_teacher
 from distill.pipeline import Pipeline, StudentArch, Training
 from distill.settings import Settings
-from distill.teacher import FinetuneConfig, finetune_teacher
 from distill.teacher_outputs import teacher_outputs
 from distill.trainer import evaluate
 from search.proxies import PROXIES, ProxyBatch, random_like

@@ -77,8 +77,8 @@ def cmd_components(args: argparse.Namespace) -> int:
 
 def cmd_teacher(args: argparse.Namespace) -> int:
     from distill.assets import minilm_dir
+    from distill.finetune import FinetuneConfig, finetune_teacher
     from distill.settings import Settings
-    from distill.teacher import FinetuneConfig, finetune_teacher
 
     task = _load_task(args)
     base = args.base or str(minilm_dir())

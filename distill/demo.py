@@ -14,8 +14,8 @@ import time
 
 from distill.assets import minilm_dir
 from distill.data import load_task
+from distill.finetune import FinetuneConfig, finetune_teacher
 from distill.settings import Settings
-from distill.teacher import FinetuneConfig, finetune_teacher
 
 
 def run_demo(n_train: int = 1500, n_val: int = 500, max_length: int = 64, trials: int = 6) -> None:

@@ -9,16 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import Tensor
 from transformers import PreTrainedModel
 
 from distill.augment import AugmentContext, augment_examples
-from distill.data import Example, TextTask, check_label_compatibility, encode
+from distill.data import TextTask, check_label_compatibility
+from distill.encoding import TrainData, encode_fixed
 from distill.pipeline import Pipeline
 from distill.student import InitReport, build_student, count_params, cpu_latency_ms
 from distill.teacher import Teacher
 from distill.teacher_outputs import TeacherOutputs, teacher_outputs
-from distill.trainer import DistillLoss, Reporter, TrainData, TrainResult, train_model
+from distill.trainer import DistillLoss, Reporter, TrainResult, train_model
 
 
 @dataclass
@@ -33,20 +33,6 @@ class DistillResult:
     @property
     def metrics(self) -> dict[str, float]:
         return {**self.train.final, "params": self.params, "latency_ms": self.latency_ms}
-
-
-def encode_fixed(examples: list[Example], tokenizer, max_length: int, label_map: Tensor) -> TrainData:
-    """Encode and right-pad to exactly ``max_length`` so cached teacher features line up across copies."""
-    enc = encode(examples, tokenizer, max_length)
-    pad = max_length - enc["input_ids"].shape[1]
-    if pad > 0:
-        enc = {
-            k: torch.nn.functional.pad(v, (0, pad), value=tokenizer.pad_token_id if k == "input_ids" else 0)
-            if k != "labels"
-            else v
-            for k, v in enc.items()
-        }
-    return TrainData(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"], label_map[enc["labels"]])
 
 
 def _with_teacher(

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 
 from distill.augment import draw_mixup, mix
+from distill.encoding import TrainData
 from distill.intermediate import IntermediateLoss
 from distill.losses import LogitInputs, LossContext, build_loss
 from distill.objectives import ObjectiveContext
@@ -27,20 +28,6 @@ from distill.student import forward_features
 from distill.teacher_outputs import TeacherOutputs
 
 Reporter = Callable[[dict[str, float]], bool | None]
-
-
-@dataclass
-class TrainData:
-    """Encoded, padded tensors (right padding) plus the teacher's outputs for the same rows."""
-
-    input_ids: Tensor
-    attention_mask: Tensor
-    token_type_ids: Tensor
-    labels: Tensor
-    teacher: TeacherOutputs | None = None
-
-    def __len__(self) -> int:
-        return self.input_ids.shape[0]
 
 
 @dataclass

@@ -8,12 +8,12 @@ goes to a CSV, a JSON column, or a model as is. ``META_KEYS`` lists them in a fi
 from __future__ import annotations
 
 import math
-import statistics
 
 import torch
 
 from distill.data import TextTask
-from distill.engine import encode_fixed
+from distill.encoding import encode_fixed
+from distill.profile import text_stats
 from distill.teacher import Teacher
 
 #: Dimensions of the reduced embedding summary (``emb_0`` …).
@@ -87,18 +87,6 @@ def teacher_view(teacher: Teacher, task: TextTask, max_length: int, sample: int 
         "teacher_entropy": float(_entropy(p).mean() / math.log(k)) if k > 1 else 0.0,
         **{f"emb_{i}": v for i, v in enumerate(emb)},
     }
-
-
-def text_stats(task: TextTask) -> tuple[list[int], float, int]:
-    """Examples per class, and the mean and 95th percentile of words per example (text + pair), of the
-    training split (the dataset profile shows them; the meta-features derive from them)."""
-    counts = [0] * task.num_labels
-    for ex in task.train:
-        counts[ex.label] += 1
-    words = sorted(len(ex.text.split()) + len((ex.text_pair or "").split()) for ex in task.train)
-    if not words:
-        return counts, 0.0, 0
-    return counts, statistics.fmean(words), words[int(0.95 * (len(words) - 1))]
 
 
 def data_features(task: TextTask) -> dict[str, float]:

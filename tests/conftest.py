@@ -32,7 +32,7 @@ def rt_small():
 
 @pytest.fixture(scope="session")
 def teacher_cfg():
-    from distill.teacher import FinetuneConfig
+    from distill.finetune import FinetuneConfig
 
     return FinetuneConfig(epochs=2, lr=1e-4, batch_size=16, max_length=32)
 
@@ -41,7 +41,7 @@ def teacher_cfg():
 def teacher(home: Path, rt_small, teacher_cfg):
     """MiniLM fine-tuned for two short epochs on ``rt_small``: a real, if modest, teacher."""
     from distill.assets import minilm_dir
-    from distill.teacher import finetune_teacher
+    from distill.finetune import finetune_teacher
 
     return finetune_teacher(
         minilm_dir(), rt_small, home / "teachers", teacher_cfg, progress=False, log=lambda _: None
@@ -65,7 +65,7 @@ def tiny_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from distill.assets import minilm_dir
     from distill.data import load_task
-    from distill.engine import encode_fixed
+    from distill.encoding import encode_fixed
     from distill.export import save_model
     from distill.hf import load_tokenizer
     from distill.pipeline import LogitLossSpec, Pipeline, Training

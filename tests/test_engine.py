@@ -12,8 +12,8 @@ import transformers
 from distill.assets import minilm_dir
 from distill.engine import distill_student
 from distill.export import export_student
+from distill.finetune import finetune_teacher
 from distill.pipeline import IntermediateSpec, LogitLossSpec, Pipeline, StudentArch, Training
-from distill.teacher import finetune_teacher
 from distill.teacher_outputs import clear_memory_cache
 
 SMALL = StudentArch(layers=2, hidden=384, heads=12, ffn=1536)
@@ -102,7 +102,7 @@ def test_augmented_copies_get_their_own_teacher_outputs(teacher, rt_small):
 
 def test_shared_outputs_are_used_not_recomputed(teacher, rt_small, monkeypatch):
     from distill import teacher_outputs as to
-    from distill.engine import encode_fixed
+    from distill.encoding import encode_fixed
 
     data = encode_fixed(rt_small.train, teacher.tokenizer, TRAIN.max_length, torch.arange(2))
     enc = {

@@ -7,8 +7,9 @@ import pytest
 from distill.assets import minilm_dir
 from distill.data import load_task
 from distill.hf import load_classifier, load_tokenizer
+from distill.profile import dataset_profile
 from distill.student import estimate_params
-from workers.profile import dataset_profile, default_candidates, feasible_candidates
+from search.candidates import default_candidates, feasible_candidates
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ def test_budget_filters_candidates_before_training(minilm):
 
 def test_diswot_student_search_respects_the_budget_and_keeps_every_score(minilm):
     from distill.teacher import Teacher
-    from workers.profile import search_students
+    from search.candidates import search_students
 
     task = load_task("rotten_tomatoes").subset(200, 50, seed=0)
     teacher = Teacher(minilm, load_tokenizer(minilm_dir()), "minilm", "test")

@@ -24,12 +24,16 @@ import torch
 
 from distill.assets import minilm_dir
 from distill.data import TextTask, load_subset
-from distill.engine import distill_student, encode_fixed
+from distill.encoding import encode_fixed
+from distill.engine import distill_student
 from distill.export import export_student
+from distill.finetune import FinetuneConfig, finetune_teacher
 from distill.pipeline import Pipeline
+from distill.profile import dataset_profile, teacher_profile
 from distill.settings import Settings
-from distill.teacher import FinetuneConfig, Teacher, finetune_teacher, load_teacher
+from distill.teacher import Teacher, load_teacher
 from distill.teacher_outputs import teacher_outputs
+from search.candidates import STUDENT_PROXY, feasible_candidates, search_students
 from search.metafeatures import meta_features
 from search.recommender import candidate_pipelines
 from search.space import SearchSpace
@@ -40,13 +44,6 @@ from service.db.models import Job
 from service.db.session import make_engine, normalize_url, session_factory, upgrade
 from service.schemas import JobBudget, JobSpec
 from workers import recommend
-from workers.profile import (
-    STUDENT_PROXY,
-    dataset_profile,
-    feasible_candidates,
-    search_students,
-    teacher_profile,
-)
 
 log = logging.getLogger(__name__)
 

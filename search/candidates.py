@@ -1,53 +1,21 @@
-"""Profiling a job before its search: the data, the teacher, and the student candidates under the budget."""
+"""The student candidates of a job: the usual first students under the budget, or the DisWOT student search
+(aging evolution ranked by a zero-cost proxy, without training)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
 from transformers import PreTrainedModel
 
-from distill.data import TextTask, check_label_compatibility
-from distill.engine import encode_fixed
+from distill.data import TextTask
+from distill.encoding import encode_fixed
 from distill.pipeline import StudentArch
+from distill.profile import teacher_label_map
 from distill.student import build_student, count_params, cpu_latency_ms, estimate_params
 from distill.teacher import Teacher
-from distill.trainer import evaluate
-from search.metafeatures import text_stats
 from search.proxies import ProxyBatch, random_like
 from search.student_search import Budget as SearchBudget
 from search.student_search import StudentSpace, proxy_fitness, regularized_evolution, student_params
-
-
-def dataset_profile(task: TextTask) -> dict[str, Any]:
-    counts, words_mean, words_p95 = text_stats(task)
-    return {
-        "name": task.name,
-        "train": len(task.train),
-        "validation": len(task.validation),
-        "labels": task.labels,
-        "class_counts": dict(zip(task.labels, counts, strict=True)),
-        "balance": min(counts) / max(counts),
-        "pair": task.is_pair,
-        "words_mean": words_mean,
-        "words_p95": words_p95,
-        "fingerprint": task.fingerprint(),
-    }
-
-
-def teacher_label_map(teacher: Teacher, task: TextTask) -> torch.Tensor:
-    """Dataset label id → the teacher's (a user's CSV may order the classes differently)."""
-    return torch.tensor(check_label_compatibility(task, teacher.labels, len(teacher.labels)))
-
-
-def teacher_profile(teacher: Teacher, task: TextTask, max_length: int) -> dict[str, Any]:
-    """The teacher's shape, size, CPU latency, and accuracy on the job's validation split."""
-    val = encode_fixed(task.validation, teacher.tokenizer, max_length, teacher_label_map(teacher, task))
-    return {
-        **teacher.describe(),
-        "accuracy": evaluate(teacher.model, val)["accuracy"],
-        "latency_ms": cpu_latency_ms(teacher.model, seq_len=max_length),
-    }
 
 
 def default_candidates(teacher: PreTrainedModel) -> list[StudentArch]:
