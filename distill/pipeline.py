@@ -158,9 +158,9 @@ def describe(pipeline: dict[str, Any] | BaseModel) -> str:
         pipeline["augmentation"],
         pipeline["student"],
     )
-    text = loss["name"] + (
-        f"(T={loss['temperature']:.3g})" if loss["name"] in ("kl", "rkl", "jsd", "dkd") else ""
-    )
+    from distill.losses import uses_temperature
+
+    text = loss["name"] + (f"(T={loss['temperature']:.3g})" if uses_temperature(loss["name"]) else "")
     if inter["name"] != "none":
         text += f" + {inter['name']}/{inter['mapping']}" + ("/attn" if inter["features"] != "hidden" else "")
     if aug["ops"]:

@@ -1,6 +1,6 @@
 """Pipeline search: the conditional Optuna space over ``Pipeline`` and its execution on Ray Tune."""
 
-from search.space import FEATURES, NO_TEMPERATURE, Range, SearchSpace
+from search.space import FEATURES, Range, SearchSpace
 from search.tune import (
     Budget,
     SearchCallbacks,
@@ -13,7 +13,6 @@ from search.tune import (
 
 __all__ = [
     "FEATURES",
-    "NO_TEMPERATURE",
     "Budget",
     "Range",
     "SearchCallbacks",

@@ -27,10 +27,11 @@ from sklearn.feature_extraction import DictVectorizer
 from sklearn.model_selection import GroupKFold, cross_val_score
 from sklearn.pipeline import Pipeline as SkPipeline
 
+from distill.losses import uses_temperature
 from distill.pipeline import Pipeline, describe
 from search.grid import grid
 from search.metafeatures import META_KEYS
-from search.space import NO_TEMPERATURE, SearchSpace
+from search.space import SearchSpace
 
 #: Fewer training rows than this, or rows from a single task: the priors of :func:`cold_start` instead.
 MIN_ROWS = 16
@@ -63,7 +64,7 @@ def pipeline_features(pipeline: Pipeline, meta: Mapping[str, float]) -> dict[str
         "student_width": pipeline.student.hidden / max(1.0, meta.get("teacher_hidden", 1.0)),
         "student_init": pipeline.student.init,
         "loss": loss.name,
-        "temperature": math.log(loss.temperature) if loss.name not in NO_TEMPERATURE else 0.0,
+        "temperature": math.log(loss.temperature) if uses_temperature(loss.name) else 0.0,
         "kd_weight": math.log10(loss.kd_weight) if loss.kd_weight > 0 else -3.0,
         "hard_weight": loss.hard_weight,
         "inter": inter.name,

@@ -23,13 +23,12 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 
 from distill.augment import AUGMENTATIONS
-from distill.losses import LOSSES
+from distill.losses import LOSSES, uses_temperature
 from distill.mapping import MAPPINGS, attention_pairs, layer_pairs
 from distill.objectives import OBJECTIVES
 from distill.pipeline import Augmentation, IntermediateSpec, LogitLossSpec, Pipeline, StudentArch, Training
 
 FEATURES = ("hidden", "attention", "both")
-NO_TEMPERATURE = frozenset({"ce_only", "mse"})  # output losses that ignore the temperature
 _KINDS = {"hidden": {"hidden"}, "attention": {"attention"}, "both": {"hidden", "attention"}}
 _LOSS_DEFAULTS = LogitLossSpec()
 
@@ -226,7 +225,7 @@ class SearchSpace:
             self.kd_weight.suggest(trial, "kd_weight")
             if self.hard_weight is not None:
                 self.hard_weight.suggest(trial, "hard_weight")
-        if loss not in NO_TEMPERATURE:
+        if uses_temperature(loss):
             self.temperature.suggest(trial, "temperature")
         for key, rng in self.loss_params.get(loss, {}).items():
             rng.suggest(trial, self._param_name(loss, key))
@@ -276,7 +275,7 @@ class SearchSpace:
         else:
             loss_kw["kd_weight"] = float(p["kd_weight"])
             loss_kw["hard_weight"] = float(p["hard_weight"]) if self.hard_weight is not None else 1.0
-        if loss not in NO_TEMPERATURE:
+        if uses_temperature(loss):
             loss_kw["temperature"] = float(p["temperature"])
 
         inter = p["inter"]
@@ -326,7 +325,7 @@ class SearchSpace:
             params["kd_weight"] = loss.kd_weight
             if self.hard_weight is not None:
                 params["hard_weight"] = loss.hard_weight
-        if loss.name not in NO_TEMPERATURE:
+        if uses_temperature(loss.name):
             params["temperature"] = loss.temperature
         for key in self.loss_params.get(loss.name, {}):
             params[self._param_name(loss.name, key)] = loss.params.get(

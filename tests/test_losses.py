@@ -297,3 +297,16 @@ def test_unknown_param_is_a_validation_error() -> None:
     with pytest.raises(ValidationError, match="bogus"):
         LogitLossSpec(name="dkd", params={"alpha": 2.0, "bogus": 1})
     assert LogitLossSpec(name="dkd", params={"alpha": 2.0}).params == {"alpha": 2.0}
+
+
+def test_each_loss_says_whether_it_uses_the_temperature():
+    """The fact lives on the loss: changing T changes exactly the losses that say they use it."""
+    torch.manual_seed(0)
+    x = LogitInputs(torch.randn(6, 3), torch.randn(6, 3), torch.tensor([0, 1, 2, 0, 1, 2]), torch.randn(6, 8))
+    ctx = LossContext(num_labels=3, student_dim=8)
+    for entry in LOSSES.entries():
+        values = []
+        for t in (1.0, 4.0):
+            torch.manual_seed(0)
+            values.append(float(build_loss(LogitLossSpec(name=entry.name, temperature=t), ctx)(x).detach()))
+        assert (values[0] != values[1]) == entry.obj.uses_temperature, entry.name

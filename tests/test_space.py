@@ -6,11 +6,11 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from distill.losses import LOSSES
+from distill.losses import LOSSES, uses_temperature
 from distill.mapping import attention_pairs, layer_pairs
 from distill.objectives import OBJECTIVES
 from distill.pipeline import Pipeline, StudentArch, Training
-from search.space import NO_TEMPERATURE, Range, SearchSpace
+from search.space import Range, SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -59,7 +59,7 @@ def test_every_sample_is_a_valid_pipeline_with_conditional_params(
         seen_losses.add(loss)
         seen_inters.add(inter)
         assert ("mi_alpha" in params) == (inter == "mi_alpha")
-        assert ("temperature" in params) == (loss not in NO_TEMPERATURE)
+        assert ("temperature" in params) == uses_temperature(loss)
         assert ("kd_weight" in params) == (loss != "ce_only")
         assert ("dkd_beta" in params) == (loss == "dkd")
         assert ("sinkhorn_epsilon" in params) == (loss == "sinkhorn")

@@ -41,6 +41,8 @@ class LogitLoss(PluginModule):
 
     #: False for losses that do not use the teacher (so the trainer can skip teacher outputs).
     uses_teacher: ClassVar[bool] = True
+    #: False for losses whose value does not depend on ``temperature`` (the space then never samples it).
+    uses_temperature: ClassVar[bool] = True
 
     def __init__(self, spec: LogitLossSpec, ctx: LossContext) -> None:
         super().__init__()

@@ -12,6 +12,7 @@ class CEOnlyLoss(LogitLoss):
     """KD term ``0``, returned as ``0 · Σ s`` so it stays in the autograd graph (and on the right device)."""
 
     uses_teacher = False
+    uses_temperature = False
 
     def forward(self, x: LogitInputs) -> Tensor:
         return x.student_logits.sum() * 0.0

@@ -14,5 +14,7 @@ from distill.losses.base import LOSSES, LogitInputs, LogitLoss
 class MSELoss(LogitLoss):
     """``1/(B·C) Σ_{b,c} (s_bc − t_bc)²``; the temperature is not used."""
 
+    uses_temperature = False
+
     def forward(self, x: LogitInputs) -> Tensor:
         return F.mse_loss(x.student_logits, x.teacher_logits, reduction="mean")
