@@ -33,10 +33,10 @@ from pathlib import Path
 import optuna
 
 from distill.pipeline import Pipeline, describe
-from distill.settings import SHIPPED_PRIORS
 from search.grid import AXES
 from search.metafeatures import META_KEYS
 from search.recommender import Recommender, load_rows
+from store.settings import SHIPPED_PRIORS
 
 Point = tuple[str, str, str]
 
@@ -92,8 +92,8 @@ def live(variant_name: str, meta_path: Path, trials: int) -> None:
     import tempfile
 
     from bench.build_meta import VARIANTS
-    from distill.settings import Settings
-    from service.db import jobs
+    from store import jobs
+    from store.settings import Settings
     from workers.recommend import task_name
     from workers.worker import Worker
 

@@ -14,9 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from distill.settings import Settings
-from service.db import jobs
-from service.schemas import DatasetRef, FinetuneRef, JobBudget, JobSpec, TeacherRef
+from store import jobs
+from store.settings import Settings
+from store.spec import DatasetRef, FinetuneRef, JobBudget, JobSpec, TeacherRef
 from workers.worker import Worker
 
 

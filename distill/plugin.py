@@ -10,6 +10,8 @@ from typing import ClassVar
 
 from torch import nn
 
+from distill.settings import DistillSettings
+
 
 class PluginModule(nn.Module):
     """An ``nn.Module`` plug-in with named float parameters that have defaults.
@@ -44,7 +46,7 @@ def import_submodules(package: str) -> None:
 _plugins_loaded = False
 
 
-def load_plugins() -> None:
+def load_plugins(settings: DistillSettings | None = None) -> None:
     """Import the user's plug-in files named in ``AUTODISTILLER_PLUGINS`` (``os.pathsep``-separated ``.py``
     paths or module names), once per process. A plug-in registers its own losses, objectives or
     augmentations with the usual decorators; every process that builds pipelines (search trials included)
@@ -54,9 +56,7 @@ def load_plugins() -> None:
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    from distill.settings import Settings
-
-    for i, ref in enumerate(Settings.from_env().plugins):
+    for i, ref in enumerate((settings or DistillSettings.from_env()).plugins):
         if ref.endswith(".py"):
             spec = importlib.util.spec_from_file_location(f"autodistiller_plugin_{i}", ref)
             if spec is None or spec.loader is None:

@@ -105,7 +105,7 @@ class SearchSpace:
     candidates: list[StudentArch]
     losses: list[str] = field(default_factory=lambda: LOSSES.names())
     objectives: list[str] = field(default_factory=lambda: ["none", *OBJECTIVES.names()])
-    mappings: list[str] = field(default_factory=lambda: list(MAPPINGS))
+    mappings: list[str] = field(default_factory=MAPPINGS.names)
     features: list[str] = field(default_factory=lambda: list(FEATURES))
     augmentations: list[tuple[str, ...]] = field(
         default_factory=lambda: [(), *((op,) for op in AUGMENTATIONS.names())]
@@ -146,8 +146,8 @@ class SearchSpace:
         for ops in self.augmentations:
             for op in ops:
                 AUGMENTATIONS.get(op)
-        if bad := set(self.mappings) - set(MAPPINGS):
-            raise ValueError(f"unknown layer mapping(s) {sorted(bad)} (known: {', '.join(MAPPINGS)})")
+        for name in self.mappings:
+            MAPPINGS.get(name)  # an unknown name fails with the registry's error
         if bad := set(self.features) - set(FEATURES):
             raise ValueError(f"unknown feature kind(s) {sorted(bad)} (known: {', '.join(FEATURES)})")
         for what, values in [

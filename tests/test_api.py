@@ -21,10 +21,10 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from distill.data import load_task
-from distill.settings import Settings
 from service.app import create_app
 from service.client import ApiError, Client
-from service.db import create_key
+from store import create_key
+from store.settings import Settings
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -79,7 +79,7 @@ def test_the_whole_flow_through_http(tmp_path: Path, reviews_csv: Path, tiny_tea
     assert e.value.status == 409
 
     worker = subprocess.Popen(
-        [sys.executable, "-m", "distill.cli", "worker", "--once"], cwd=REPO, env=_env(settings)
+        [sys.executable, "-m", "autodistiller.cli", "worker", "--once"], cwd=REPO, env=_env(settings)
     )
     seen: list[tuple[str, int]] = []
     try:
@@ -146,7 +146,7 @@ def _serve(settings: Settings, port: int, log: Path) -> subprocess.Popen[bytes]:
     cmd = [
         sys.executable,
         "-m",
-        "distill.cli",
+        "autodistiller.cli",
         "serve",
         "--port",
         str(port),
@@ -204,7 +204,7 @@ def test_serve_survives_a_kill_mid_search(tmp_path: Path, tiny_teacher: Path) ->
 
 def test_cli_verbs_against_a_live_api(tmp_path: Path, tiny_teacher: Path, capsys, monkeypatch) -> None:
     """``submit``/``status``/``leaderboard``/``download`` talk to the API; ``keys`` manages keys in the DB."""
-    from distill.cli import main
+    from autodistiller.cli import main
 
     settings = Settings(home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'db.sqlite'}")
     port = _free_port()
@@ -254,7 +254,7 @@ def test_cli_verbs_against_a_live_api(tmp_path: Path, tiny_teacher: Path, capsys
 def test_a_cli_search_is_listed_for_the_local_key(tmp_path: Path, tiny_teacher: Path, monkeypatch) -> None:
     """``autodistiller search`` (and the demo) run in-process under the embedded setup's local key, so the
     job shows up in the API and the dashboard of ``autodistiller serve`` on the same data folder."""
-    from distill.cli import main
+    from autodistiller.cli import main
 
     monkeypatch.setenv("AUTODISTILLER_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("AUTODISTILLER_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite'}")

@@ -28,9 +28,9 @@ from pg import pg_server  # noqa: F401  (session fixture)
 from sqlalchemy import func, select
 
 from distill.pipeline import Pipeline
-from distill.settings import Settings
 from service.app import create_app
-from service.db import Base, add_artifact, create_key, revoke_key, start_trial
+from store import Base, add_artifact, create_key, revoke_key, start_trial
+from store.settings import Settings
 
 UNKNOWN_ID = "0123456789abcdef0123456789abcdef"
 BAD_IDS = ["abc", "0" * 31, "0" * 33, "A" * 32, "g" * 32, "0123456789abcdef0123456789abcde-"]

@@ -24,9 +24,8 @@ from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
 from distill.pipeline import Pipeline
-from distill.settings import Settings
 from service.app import create_app
-from service.db import (
+from store import (
     add_artifact,
     add_profile,
     add_recommendation,
@@ -35,6 +34,7 @@ from service.db import (
     set_state,
     start_trial,
 )
+from store.settings import Settings
 
 MAX_EXAMPLES = 25
 EVENTS_TIMEOUT = 1.0  # an event stream of a job that is still queued never ends by itself: cut it after this

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from distill.cli import main
+from autodistiller.cli import main
 
 
 def test_components_lists_every_family(capsys):
@@ -61,7 +61,10 @@ def test_plugin_files_add_components(tmp_path):
     )
     env = {**os.environ, "AUTODISTILLER_PLUGINS": str(plugin)}
     out = subprocess.run(
-        [sys.executable, "-m", "distill.cli", "components", "--json"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "autodistiller.cli", "components", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["output losses"]["my_loss"] == "a custom loss from a plug-in file"

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from distill.settings import Settings
 from service.app import create_app
 from service.client import Client
-from service.db import create_key
+from store import create_key
+from store.settings import Settings
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -67,7 +67,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, tiny_teacher: Path) -> Iter
         "AUTODISTILLER_DATABASE_URL": settings.database_url,
         "RAY_USAGE_STATS_ENABLED": "0",
     }
-    worker = subprocess.Popen([sys.executable, "-m", "distill.cli", "worker"], cwd=REPO, env=env)
+    worker = subprocess.Popen([sys.executable, "-m", "autodistiller.cli", "worker"], cwd=REPO, env=env)
     try:
         while not srv.started:
             time.sleep(0.05)

@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from pg import pg_server  # noqa: F401  (session fixture)
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import db
-from service.db import Job, Trial
-from service.db.session import VERSION_TABLE
+import store as db
+from store import Job, Trial
+from store.session import VERSION_TABLE
 
 REPO = Path(__file__).resolve().parents[1]
 TABLES = {
@@ -185,7 +185,7 @@ def test_racing_threads_claim_each_job_once(sf: sessionmaker[Session]) -> None:
 CLAIMER = """
 import json, sys, time
 from pathlib import Path
-from service.db import claim_job, make_engine, session_factory
+from store import claim_job, make_engine, session_factory
 url, worker, go = sys.argv[1:4]
 sf = session_factory(make_engine(url))
 print("ready", flush=True)

@@ -58,7 +58,7 @@ def test_attention_pairs_shift_and_drop_embeddings() -> None:
 
 
 def test_bad_mapping_arguments() -> None:
-    with pytest.raises(ValueError, match="unknown layer mapping"):
+    with pytest.raises(ValueError, match="No layer mapping `diagonal` registered"):
         layer_pairs("diagonal", 2, 6)
     with pytest.raises(ValueError, match="at least one layer"):
         layer_pairs("skip", 0, 6)

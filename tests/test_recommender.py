@@ -14,7 +14,6 @@ import torch
 
 from distill.data import Example, TextTask
 from distill.pipeline import Pipeline, StudentArch, Training
-from distill.settings import SHIPPED_PRIORS, Settings
 from search.grid import AXES, grid
 from search.metafeatures import META_KEYS, data_features, meta_features, reduce_embedding
 from search.recommender import (
@@ -29,6 +28,7 @@ from search.recommender import (
     task_cv_mae,
 )
 from search.space import SearchSpace
+from store.settings import SHIPPED_PRIORS, Settings
 
 STUDENT = StudentArch(layers=1, hidden=32, heads=2, ffn=64)
 TRAINING = Training(lr=1e-4, epochs=2, batch_size=32, max_length=32)
@@ -242,8 +242,8 @@ def ray_local():
 
 
 def _run_job(settings: Settings, teacher: Path, trials: int, warm_start_k: int) -> tuple[object, str]:
-    from service.db import jobs
-    from service.schemas import DatasetRef, JobBudget, JobSpec, TeacherRef
+    from store import jobs
+    from store.spec import DatasetRef, JobBudget, JobSpec, TeacherRef
     from workers.worker import Worker
 
     spec = JobSpec(
@@ -261,7 +261,7 @@ def _run_job(settings: Settings, teacher: Path, trials: int, warm_start_k: int) 
 
 @pytest.mark.slow
 def test_warm_start_enqueues_the_predicted_pipelines(tmp_path: Path, tiny_teacher: Path, ray_local) -> None:
-    from service.db import jobs
+    from store import jobs
 
     priors = _write(tmp_path / "priors.csv", synthetic_rows(tasks=3))
     settings = Settings(home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
@@ -287,7 +287,7 @@ def test_warm_start_enqueues_the_predicted_pipelines(tmp_path: Path, tiny_teache
 
 @pytest.mark.slow
 def test_cold_start_without_past_jobs_uses_the_priors(tmp_path: Path, tiny_teacher: Path, ray_local) -> None:
-    from service.db import jobs
+    from store import jobs
 
     settings = Settings(home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'db.sqlite'}")
     db, job_id = _run_job(settings, tiny_teacher, trials=3, warm_start_k=1)
@@ -302,7 +302,7 @@ def test_cold_start_without_past_jobs_uses_the_priors(tmp_path: Path, tiny_teach
 
 def test_demo_says_whether_the_search_confirmed_or_beat_the_prediction(tmp_path: Path) -> None:
     from distill.pipeline import describe
-    from service.db import jobs
+    from store import jobs
     from workers.run import predicted_text, prediction_verdict
     from workers.worker import Worker
 

@@ -19,10 +19,10 @@ import transformers
 from pg import pg_server  # noqa: F401  (session fixture)
 
 from distill.pipeline import LogitLossSpec, Pipeline, StudentArch, Training
-from distill.settings import Settings
 from search.tune import ensure_ray
-from service.db import jobs
-from service.schemas import DatasetRef, JobBudget, JobSpec, TeacherRef
+from store import jobs
+from store.settings import Settings
+from store.spec import DatasetRef, JobBudget, JobSpec, TeacherRef
 from workers.worker import Worker
 
 pytestmark = pytest.mark.slow
@@ -126,7 +126,7 @@ def test_killed_worker_is_replaced_and_nothing_is_lost_or_repeated(settings, tin
     env = {**os.environ, "AUTODISTILLER_HOME": str(settings.home),
            "AUTODISTILLER_DATABASE_URL": settings.database_url}  # fmt: skip
     proc = subprocess.Popen(
-        [sys.executable, "-m", "distill.cli", "worker", "--once"],
+        [sys.executable, "-m", "autodistiller.cli", "worker", "--once"],
         env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.monotonic() + 240

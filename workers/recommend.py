@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from distill.pipeline import Pipeline, describe
-from distill.settings import Settings
 from search.recommender import (
     PRIOR_NOTES,
     Recommender,
@@ -21,7 +20,8 @@ from search.recommender import (
     task_cv_mae,
 )
 from search.space import SearchSpace
-from service.db import jobs
+from store import jobs
+from store.settings import Settings
 
 log = logging.getLogger(__name__)
 _FITTED: dict[str, Recommender] = {}

@@ -5,16 +5,20 @@ from __future__ import annotations
 from tqdm.auto import tqdm
 
 from distill.pipeline import Pipeline, describe
-from service.db import jobs
-from service.db.models import Job
-from service.schemas import JobSpec
+from store import jobs
+from store.keys import ensure_local_key, key_for
+from store.models import Job
+from store.settings import Settings
+from store.spec import JobSpec
 from workers.report import leaderboard_table
 from workers.worker import Worker
 
 
-def run_job_in_process(spec: JobSpec, *, ray_address: str | None = None, top: int = 5) -> Job:
+def run_job_in_process(
+    spec: JobSpec, settings: Settings, *, ray_address: str | None = None, top: int = 5
+) -> Job:
     """Queue ``spec`` in the settings' database and run it with an in-process worker; print as it goes."""
-    worker = Worker(ray_address=ray_address)
+    worker = Worker(settings, ray_address=ray_address)
     owner = local_owner(worker)
     job = jobs.create_job(worker.db, **spec.model_dump(mode="json"), owner=owner)
     claimed = jobs.claim_job(worker.db, worker.worker_id, worker.stale_after_s, job_id=job.id)
@@ -42,9 +46,6 @@ def run_job_in_process(spec: JobSpec, *, ray_address: str | None = None, top: in
 def local_owner(worker: Worker) -> str | None:
     """The embedded setup's local API key (created if no key exists yet): the job is then listed in the
     dashboard of ``autodistiller serve`` on the same data folder. ``None`` when other keys exist."""
-    from service.db import key_for
-    from service.serve import ensure_local_key
-
     key, _ = ensure_local_key(worker.settings)
     row = key_for(worker.db, key) if key else None
     return row.id if row else None

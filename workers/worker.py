@@ -30,7 +30,6 @@ from distill.export import export_student
 from distill.finetune import FinetuneConfig, finetune_teacher
 from distill.pipeline import Pipeline
 from distill.profile import dataset_profile, teacher_profile
-from distill.settings import Settings
 from distill.teacher import Teacher, load_teacher
 from distill.teacher_outputs import teacher_outputs
 from search.candidates import STUDENT_PROXY, feasible_candidates, search_students
@@ -39,10 +38,11 @@ from search.recommender import candidate_pipelines
 from search.space import SearchSpace
 from search.trainable import TrialInputs, run_trial
 from search.tune import Budget, SearchCallbacks, TrialRecord, ensure_ray, pareto_front, run_search
-from service.db import jobs
-from service.db.models import Job
-from service.db.session import make_engine, normalize_url, session_factory, upgrade
-from service.schemas import JobBudget, JobSpec
+from store import jobs
+from store.models import Job
+from store.session import make_engine, normalize_url, session_factory, upgrade
+from store.settings import Settings
+from store.spec import JobBudget, JobSpec
 from workers import recommend
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ class Worker:
 
     def __init__(
         self,
-        settings: Settings | None = None,
+        settings: Settings,
         *,
         worker_id: str | None = None,
         heartbeat_s: float = 5.0,
@@ -162,7 +162,7 @@ class Worker:
         on_trial: Callable[[str], None] | None = None,
         on_recommendation: Callable[[str], None] | None = None,
     ) -> None:
-        self.settings = settings or Settings.from_env()
+        self.settings = settings
         self.worker_id = worker_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         # beat well within the stale limit, or a live worker's job could look abandoned
         self.heartbeat_s, self.stale_after_s = min(heartbeat_s, stale_after_s / 3), stale_after_s

@@ -24,7 +24,11 @@ from starlette.concurrency import run_in_threadpool
 from distill.pipeline import Pipeline, describe
 from service.dashboard import plots
 from service.dashboard.importance import pipeline_importance
-from service.db import (
+from service.deps import COOKIE, Context, Ctx, owned_job, owned_trial
+from service.routes.common import error_list
+from service.routes.jobs import job_out, queue_job, recommendation
+from service.schemas import JobRequest
+from store import (
     SORT_KEYS,
     ApiKey,
     Dataset,
@@ -44,10 +48,7 @@ from service.db import (
     trial_pipelines,
     trial_points,
 )
-from service.deps import COOKIE, Context, Ctx, owned_job, owned_trial
-from service.routes.common import error_list
-from service.routes.jobs import job_out, queue_job, recommendation
-from service.schemas import Id, JobBudget, JobRequest
+from store.spec import Id, JobBudget
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")

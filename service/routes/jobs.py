@@ -15,7 +15,22 @@ from starlette.concurrency import run_in_threadpool
 from distill.data import DataError
 from distill.pipeline import Pipeline
 from service.dashboard.importance import pipeline_importance
-from service.db import (
+from service.deps import Context, Ctx, Key, owned_dataset, owned_job, owned_teacher, owned_trial
+from service.inputs import check_pair
+from service.routes.common import COMMON_ERRORS, Limit, Offset, require_json
+from service.schemas import (
+    ImportanceOut,
+    JobOut,
+    JobRequest,
+    Page,
+    PredictedOut,
+    Progress,
+    RecommendationOut,
+    TeacherSummary,
+    TrialOut,
+)
+from service.uploads import UploadError, guard_path, zip_folder
+from store import (
     SORT_KEYS,
     TERMINAL_STATES,
     TRIAL_STATUSES,
@@ -35,24 +50,8 @@ from service.db import (
     trial_pipelines,
     utcnow,
 )
-from service.db import cancel_job as cancel
-from service.deps import Context, Ctx, Key, owned_dataset, owned_job, owned_teacher, owned_trial
-from service.inputs import check_pair
-from service.routes.common import COMMON_ERRORS, Limit, Offset, require_json
-from service.schemas import (
-    Id,
-    ImportanceOut,
-    JobBudget,
-    JobOut,
-    JobRequest,
-    Page,
-    PredictedOut,
-    Progress,
-    RecommendationOut,
-    TeacherSummary,
-    TrialOut,
-)
-from service.uploads import UploadError, guard_path, zip_folder
+from store import cancel_job as cancel
+from store.spec import Id, JobBudget
 
 router = APIRouter(tags=["jobs"], responses=COMMON_ERRORS)
 JobState = Literal["queued", "profiling", "searching", "finished", "failed", "cancelled"]

@@ -7,33 +7,16 @@ GIL, a crashed worker cannot take the API down, and each dies with the server (L
 from __future__ import annotations
 
 import ctypes
-import os
 import signal
 import subprocess
 import sys
 
 import uvicorn
 
-from distill.settings import Settings
 from service.app import create_app
-from service.db import create_key, key_for, list_keys, make_engine, session_factory, upgrade
-
-
-def ensure_local_key(settings: Settings) -> tuple[str | None, str]:
-    """The embedded setup's key: the one in ``<home>/api-key`` if still valid, else a new ``local`` key
-    when no key exists yet. Returns (key or ``None``, a line to print)."""
-    db = session_factory(make_engine(settings.database_url))
-    path = settings.key_file
-    if path.is_file() and key_for(db, key := path.read_text().strip()) is not None:
-        return key, f"API key (from {path}): {key}"
-    if any(k.revoked_at is None for k in list_keys(db)):
-        return None, "API keys exist: use yours (`autodistiller keys create --name NAME` makes another)"
-    _, key = create_key(db, "local")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key + "\n")
-    return key, f"API key (new, saved to {path}): {key}"
+from store import upgrade
+from store.keys import ensure_local_key
+from store.settings import Settings
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -44,7 +27,7 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 def start_workers(
     n: int, *, ray_address: str | None = None, stale_after_s: float = 30.0
 ) -> list[subprocess.Popen[bytes]]:
-    cmd = [sys.executable, "-m", "distill.cli", "worker", "--stale-after", str(stale_after_s)]
+    cmd = [sys.executable, "-m", "autodistiller.cli", "worker", "--stale-after", str(stale_after_s)]
     if ray_address:
         cmd += ["--ray-address", ray_address]
     return [subprocess.Popen(cmd, preexec_fn=_die_with_parent) for _ in range(n)]
@@ -57,11 +40,10 @@ def serve(
     workers: int = 1,
     ray_address: str | None = None,
     stale_after_s: float = 30.0,
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> None:
     """Run the API on ``host:port`` with ``workers`` worker processes until interrupted. A job whose worker
     stopped heart-beating for ``stale_after_s`` (e.g. the server was killed) is resumed by a worker."""
-    settings = settings or Settings.from_env()
     upgrade(settings.database_url)
     _, line = ensure_local_key(settings)
     print(f"AutoDistiller API on http://{host}:{port}  (docs: http://{host}:{port}/docs)", flush=True)

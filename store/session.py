@@ -17,7 +17,6 @@ from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, 
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 #: Our Alembic version table. Not Alembic's default ``alembic_version``: Optuna's own tables (its studies live
 #: in the same database) keep their schema version there.
 VERSION_TABLE = "autodistiller_alembic_version"
@@ -87,13 +86,10 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 def migrations_dir() -> Path:
-    """The Alembic scripts folder (``migrations/`` at the repository root; found from an editable install)."""
-    if not (MIGRATIONS / "env.py").is_file():
-        raise RuntimeError(
-            f"Alembic migrations not found at {MIGRATIONS}: install the project from its source tree "
-            "(pip install -e .) so the migrations/ folder sits next to the service package"
-        )
-    return MIGRATIONS
+    """The Alembic scripts folder: the installed ``migrations`` package (editable or not)."""
+    import migrations
+
+    return Path(migrations.__file__).resolve().parent
 
 
 def alembic_config(url: str | URL | None = None, connection: Connection | None = None) -> Config:

@@ -1,16 +1,8 @@
-"""The trial database: schema (``models``), engines and migrations (``session``), queries (``jobs``)."""
+"""The database package: schema (``models``), engines and migrations (``session``), the job contract
+(``spec``), the settings (``settings``) and every query (``jobs``, ``inputs``, ``keys``). No FastAPI here."""
 
-from service.db.inputs import (
-    add_entry,
-    create_key,
-    get_entry,
-    key_for,
-    list_entries,
-    list_keys,
-    revoke_key,
-    teacher_accuracies,
-)
-from service.db.jobs import (
+from store.inputs import add_entry, get_entry, list_entries, teacher_accuracies
+from store.jobs import (
     SORT_KEYS,
     Db,
     TrialStateError,
@@ -42,7 +34,8 @@ from service.db.jobs import (
     trial_pipelines,
     trial_points,
 )
-from service.db.models import (
+from store.keys import create_key, ensure_local_key, key_for, list_keys, revoke_key
+from store.models import (
     ACTIVE_STATES,
     JOB_STATES,
     TERMINAL_STATES,
@@ -58,7 +51,7 @@ from service.db.models import (
     Trial,
     utcnow,
 )
-from service.db.session import (
+from store.session import (
     alembic_config,
     current_revision,
     downgrade,
@@ -100,6 +93,7 @@ __all__ = [
     "create_key",
     "current_revision",
     "downgrade",
+    "ensure_local_key",
     "finish_trial",
     "finished_trials",
     "get_entry",

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from distill.pipeline import pipeline_key
-from service.db.models import (
+from store.models import (
     ACTIVE_STATES,
     JOB_STATES,
     REC_SOURCES,

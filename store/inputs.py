@@ -1,55 +1,16 @@
-"""Queries on what clients bring: API keys, registered datasets and teachers (see ``jobs`` for the rest)."""
+"""Queries on what clients bring: datasets and teachers (API keys are ``keys``, the rest ``jobs``)."""
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
-from service.db.jobs import Db, _read, _tx
-from service.db.models import ApiKey, Dataset, Job, Profile, TeacherEntry, new_id, utcnow
+from store.jobs import Db, _read, _tx
+from store.models import Dataset, Job, Profile, TeacherEntry, new_id, utcnow
 
-KEY_PREFIX = "adk_"
 Entry = TypeVar("Entry", Dataset, TeacherEntry)
-
-
-def hash_key(key: str) -> str:
-    """SHA-256 of a key: keys are 256-bit random tokens, so a fast hash is enough (nothing to brute-force)."""
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-# ------------------------------------------------------------------------------------------------ api keys
-
-
-def create_key(db: Db, name: str) -> tuple[ApiKey, str]:
-    """A new API key; returns the row and the key itself, which is stored only as its hash."""
-    key = KEY_PREFIX + secrets.token_urlsafe(32)
-    with _tx(db) as s:
-        row = ApiKey(id=new_id(), name=name, prefix=key[:10], key_hash=hash_key(key), created_at=utcnow())
-        s.add(row)
-        return row, key
-
-
-def key_for(db: Db, key: str) -> ApiKey | None:
-    """The live (not revoked) key row for ``key``, or ``None``."""
-    q = select(ApiKey).where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
-    with _read(db) as s:
-        return s.scalars(q).first()
-
-
-def list_keys(db: Db) -> list[ApiKey]:
-    with _read(db) as s:
-        return list(s.scalars(select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)))
-
-
-def revoke_key(db: Db, key_id: str) -> bool:
-    """Revoke by id or prefix; ``False`` if no live key matched."""
-    q = update(ApiKey).where((ApiKey.id == key_id) | (ApiKey.prefix == key_id), ApiKey.revoked_at.is_(None))
-    with _tx(db) as s:
-        return s.execute(q.values(revoked_at=utcnow())).rowcount > 0
 
 
 # ---------------------------------------------------------------------------------- datasets and teachers

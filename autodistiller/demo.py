@@ -15,15 +15,15 @@ import time
 from distill.assets import minilm_dir
 from distill.data import load_task
 from distill.finetune import FinetuneConfig, finetune_teacher
-from distill.settings import Settings
+from store import jobs, make_engine, session_factory
+from store.settings import Settings
+from store.spec import DatasetRef, FinetuneRef, JobBudget, JobSpec, TeacherRef
+from workers.run import run_job_in_process
 
 
-def run_demo(n_train: int = 1500, n_val: int = 500, max_length: int = 64, trials: int = 6) -> None:
-    from service.db import jobs
-    from service.schemas import DatasetRef, FinetuneRef, JobBudget, JobSpec, TeacherRef
-    from workers.run import run_job_in_process
-
-    settings = Settings.from_env()
+def run_demo(
+    settings: Settings, n_train: int = 1500, n_val: int = 500, max_length: int = 64, trials: int = 6
+) -> None:
     t0 = time.perf_counter()
     task = load_task("rotten_tomatoes").subset(n_train, n_val, seed=0)
     print(
@@ -44,13 +44,11 @@ def run_demo(n_train: int = 1500, n_val: int = 500, max_length: int = 64, trials
             student_evaluations=30,
         ),
     )
-    job = run_job_in_process(spec, top=3)
+    job = run_job_in_process(spec, settings, top=3)
     if job.state != "finished":
         raise SystemExit(f"demo search {job.state}: {job.error}")
 
-    from workers.worker import Worker
-
-    db = Worker(settings).db
+    db = session_factory(make_engine(settings.database_url))
     teacher = jobs.get_profile(db, "teacher", job_id=job.id).data
     best = jobs.leaderboard(db, job.id, sort="-accuracy", status="completed", limit=1)[0]
     t_acc, t_params, t_lat = teacher["accuracy"], teacher["params"], teacher["latency_ms"]
