@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from autodistiller import local, remote
 from autodistiller.local import add_data_args
 from store.settings import Settings, SettingsError
+from store.states import TRIAL_STATUSES
 
 
 def _add_api_args(p: argparse.ArgumentParser) -> None:
@@ -122,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("leaderboard", help="a job's trials, best first")
     p.add_argument("job")
     p.add_argument("--sort", default="-accuracy", help="a column, `-` first for descending")
-    p.add_argument("--status", action="append", choices=["running", "completed", "pruned", "failed"])
+    p.add_argument("--status", action="append", choices=[str(s) for s in TRIAL_STATUSES])
     p.add_argument("--limit", type=int, default=20)
     _add_api_args(p)
     p.set_defaults(fn=remote.cmd_leaderboard)

@@ -15,9 +15,10 @@ import time
 from distill.assets import minilm_dir
 from distill.data import load_task
 from distill.finetune import FinetuneConfig, finetune_teacher
-from store import jobs, make_engine, session_factory
+from store import make_engine, results, session_factory
 from store.settings import Settings
 from store.spec import DatasetRef, FinetuneRef, JobBudget, JobSpec, TeacherRef
+from store.states import JobState
 from workers.run import run_job_in_process
 
 
@@ -45,12 +46,12 @@ def run_demo(
         ),
     )
     job = run_job_in_process(spec, settings, top=3)
-    if job.state != "finished":
+    if job.state != JobState.FINISHED:
         raise SystemExit(f"demo search {job.state}: {job.error}")
 
     db = session_factory(make_engine(settings.database_url))
-    teacher = jobs.get_profile(db, "teacher", job_id=job.id).data
-    best = jobs.leaderboard(db, job.id, sort="-accuracy", status="completed", limit=1)[0]
+    teacher = results.get_profile(db, "teacher", job_id=job.id).data
+    best = trials.leaderboard(db, job.id, sort="-accuracy", status="completed", limit=1)[0]
     t_acc, t_params, t_lat = teacher["accuracy"], teacher["params"], teacher["latency_ms"]
     print(f"\n{'model':<10}{'val accuracy':>14}{'params':>10}{f'CPU latency (1×{max_length})':>26}")
     print(f"{'teacher':<10}{t_acc:>14.4f}{t_params / 1e6:>9.1f}M{t_lat:>23.1f} ms")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from store.settings import Settings
+from store.states import JobState
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -129,7 +130,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     from workers.run import run_job_in_process
 
     job = run_job_in_process(_job_spec(args), settings, ray_address=args.ray_address)
-    return 0 if job.state == "finished" else 1
+    return 0 if job.state == JobState.FINISHED else 1
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:

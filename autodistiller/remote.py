@@ -7,6 +7,7 @@ from pathlib import Path
 
 from autodistiller.local import budget, dataset_ref
 from store.settings import Settings
+from store.states import JobState
 
 
 def _client(args: argparse.Namespace, settings: Settings):
@@ -57,7 +58,7 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     job = _watch(client, job.id)
     _print_job(job)
-    return 0 if job.state == "finished" else 1
+    return 0 if job.state == JobState.FINISHED else 1
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:

@@ -28,9 +28,9 @@ from service.schemas import DatasetOut, ImportanceOut, JobOut, Page, Recommendat
 from service.uploads import safe_extract, zip_folder
 from store.settings import Settings
 from store.spec import JobBudget
+from store.states import TERMINAL_STATES as TERMINAL
 
 M = TypeVar("M", bound=BaseModel)
-TERMINAL = ("finished", "failed", "cancelled")
 
 
 class ApiError(RuntimeError):

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from distill.pipeline import Pipeline
 from store.spec import DatasetRef, Id, JobBudget, Name, StrictModel, TeacherRef
+from store.states import JobState, TrialStatus
 
 T = TypeVar("T")
 
@@ -109,7 +110,7 @@ class Progress(BaseModel):
 
 class JobOut(BaseModel):
     id: str
-    state: Literal["queued", "profiling", "searching", "finished", "failed", "cancelled"]
+    state: JobState
     dataset_id: str | None
     teacher_id: str | None
     budget: JobBudget
@@ -129,7 +130,7 @@ class TrialOut(BaseModel):
     id: int
     job_id: str
     number: int
-    status: Literal["running", "completed", "pruned", "failed"]
+    status: TrialStatus
     is_reference: Literal["no_kd", "vanilla_kd"] | None
     pipeline: Pipeline
     accuracy: float | None

@@ -2,44 +2,9 @@
 (``spec``), the settings (``settings``) and every query (``jobs``, ``inputs``, ``keys``). No FastAPI here."""
 
 from store.inputs import add_entry, get_entry, list_entries, teacher_accuracies
-from store.jobs import (
-    SORT_KEYS,
-    Db,
-    TrialStateError,
-    add_artifact,
-    add_profile,
-    add_recommendation,
-    backfill_gain,
-    cancel_job,
-    claim_job,
-    count_jobs,
-    count_trials,
-    create_job,
-    finish_trial,
-    finished_trials,
-    get_job,
-    get_profile,
-    get_trial,
-    heartbeat,
-    latest_model,
-    latest_recommendation,
-    leaderboard,
-    list_artifacts,
-    list_jobs,
-    record_epoch,
-    reference_trials,
-    set_state,
-    start_trial,
-    trial_for_pipeline,
-    trial_pipelines,
-    trial_points,
-)
+from store.jobs import cancel_job, claim_job, count_jobs, create_job, get_job, heartbeat, list_jobs, set_state
 from store.keys import create_key, ensure_local_key, key_for, list_keys, revoke_key
 from store.models import (
-    ACTIVE_STATES,
-    JOB_STATES,
-    TERMINAL_STATES,
-    TRIAL_STATUSES,
     ApiKey,
     Artifact,
     Base,
@@ -51,6 +16,16 @@ from store.models import (
     Trial,
     utcnow,
 )
+from store.results import (
+    add_artifact,
+    add_profile,
+    add_recommendation,
+    get_profile,
+    latest_model,
+    latest_recommendation,
+    list_artifacts,
+    trial_for_pipeline,
+)
 from store.session import (
     alembic_config,
     current_revision,
@@ -61,6 +36,23 @@ from store.session import (
     session_factory,
     upgrade,
 )
+from store.states import ACTIVE_STATES, JOB_STATES, TERMINAL_STATES, TRIAL_STATUSES, JobState, TrialStatus
+from store.trials import (
+    SORT_KEYS,
+    TrialStateError,
+    backfill_gain,
+    count_trials,
+    finish_trial,
+    finished_trials,
+    get_trial,
+    leaderboard,
+    record_epoch,
+    reference_trials,
+    start_trial,
+    trial_pipelines,
+    trial_points,
+)
+from store.tx import Db
 
 __all__ = [
     "ACTIVE_STATES",
@@ -74,11 +66,13 @@ __all__ = [
     "Dataset",
     "Db",
     "Job",
+    "JobState",
     "Profile",
     "Recommendation",
     "TeacherEntry",
     "Trial",
     "TrialStateError",
+    "TrialStatus",
     "add_artifact",
     "add_entry",
     "add_profile",

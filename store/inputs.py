@@ -7,8 +7,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 
-from store.jobs import Db, _read, _tx
 from store.models import Dataset, Job, Profile, TeacherEntry, new_id, utcnow
+from store.tx import Db, read, tx
 
 Entry = TypeVar("Entry", Dataset, TeacherEntry)
 
@@ -29,7 +29,7 @@ def add_entry(
     entry_id: str | None = None,
 ) -> Entry:
     """Register a ``Dataset`` or ``TeacherEntry`` (``entry_id``: when files were stored under it already)."""
-    with _tx(db) as s:
+    with tx(db) as s:
         row = model(
             id=entry_id or new_id(),
             owner=owner,
@@ -45,7 +45,7 @@ def add_entry(
 
 
 def get_entry(db: Db, model: type[Entry], entry_id: str) -> Entry | None:
-    with _read(db) as s:
+    with read(db) as s:
         return s.get(model, entry_id)
 
 
@@ -55,7 +55,7 @@ def list_entries(
     """A page of ``owner``'s entries, newest first, and how many there are in all."""
     where = model.owner.is_(None) if owner is None else model.owner == owner
     q = select(model).where(where).order_by(model.created_at.desc(), model.id).limit(limit).offset(offset)
-    with _read(db) as s:
+    with read(db) as s:
         return list(s.scalars(q)), s.scalar(select(func.count()).select_from(model).where(where)) or 0
 
 
@@ -67,7 +67,7 @@ def teacher_accuracies(db: Db, teacher_id: str) -> list[dict[str, Any]]:
         .where(Job.teacher_id == teacher_id, Job.teacher_accuracy.is_not(None))
         .order_by(Job.created_at)
     )
-    with _read(db) as s:
+    with read(db) as s:
         return [
             {
                 "job_id": job_id,

@@ -8,10 +8,10 @@ import secrets
 
 from sqlalchemy import select, update
 
-from store.jobs import Db, _read, _tx
 from store.models import ApiKey, new_id, utcnow
 from store.session import make_engine, session_factory
 from store.settings import Settings
+from store.tx import Db, read, tx
 
 KEY_PREFIX = "adk_"
 
@@ -24,7 +24,7 @@ def hash_key(key: str) -> str:
 def create_key(db: Db, name: str) -> tuple[ApiKey, str]:
     """A new API key; returns the row and the key itself, which is stored only as its hash."""
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    with _tx(db) as s:
+    with tx(db) as s:
         row = ApiKey(id=new_id(), name=name, prefix=key[:10], key_hash=hash_key(key), created_at=utcnow())
         s.add(row)
         return row, key
@@ -33,19 +33,19 @@ def create_key(db: Db, name: str) -> tuple[ApiKey, str]:
 def key_for(db: Db, key: str) -> ApiKey | None:
     """The live (not revoked) key row for ``key``, or ``None``."""
     q = select(ApiKey).where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))
-    with _read(db) as s:
+    with read(db) as s:
         return s.scalars(q).first()
 
 
 def list_keys(db: Db) -> list[ApiKey]:
-    with _read(db) as s:
+    with read(db) as s:
         return list(s.scalars(select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)))
 
 
 def revoke_key(db: Db, key_id: str) -> bool:
     """Revoke by id or prefix; ``False`` if no live key matched."""
     q = update(ApiKey).where((ApiKey.id == key_id) | (ApiKey.prefix == key_id), ApiKey.revoked_at.is_(None))
-    with _tx(db) as s:
+    with tx(db) as s:
         return s.execute(q.values(revoked_at=utcnow())).rowcount > 0
 
 

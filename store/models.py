@@ -31,10 +31,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-JOB_STATES = ("queued", "profiling", "searching", "finished", "failed", "cancelled")
-ACTIVE_STATES = ("profiling", "searching")
-TERMINAL_STATES = ("finished", "failed", "cancelled")
-TRIAL_STATUSES = ("running", "completed", "pruned", "failed")
+from store.states import JOB_STATES, TRIAL_STATUSES, JobState
+
 REFERENCES = ("no_kd", "vanilla_kd")
 REC_SOURCES = ("predicted", "measured")
 #: Leaderboard sort keys with a (job_id, key, number) index (accuracy has its own; number is the unique key).
@@ -156,7 +154,7 @@ class Job(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     owner: Mapped[str | None] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(16), default="queued")
+    state: Mapped[str] = mapped_column(String(16), default=JobState.QUEUED)
     dataset: Mapped[dict[str, Any]] = mapped_column(default=dict)
     teacher: Mapped[dict[str, Any]] = mapped_column(default=dict)
     dataset_id: Mapped[str | None] = mapped_column(String(32))  # no FK (see migration 0002)

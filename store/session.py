@@ -6,6 +6,7 @@ newest schema, and is safe when several processes start at once.
 
 from __future__ import annotations
 
+import importlib.util
 import sqlite3
 import time
 from pathlib import Path
@@ -86,10 +87,12 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 def migrations_dir() -> Path:
-    """The Alembic scripts folder: the installed ``migrations`` package (editable or not)."""
-    import migrations
-
-    return Path(migrations.__file__).resolve().parent
+    """The Alembic scripts folder: the installed ``migrations`` package (editable or not), located without
+    importing it (its ``env.py`` imports this package)."""
+    spec = importlib.util.find_spec("migrations")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the `migrations` package is not installed beside `store`: reinstall the project")
+    return Path(spec.origin).resolve().parent
 
 
 def alembic_config(url: str | URL | None = None, connection: Connection | None = None) -> Config:

@@ -242,7 +242,7 @@ def ray_local():
 
 
 def _run_job(settings: Settings, teacher: Path, trials: int, warm_start_k: int) -> tuple[object, str]:
-    from store import jobs
+    from store import jobs, trials
     from store.spec import DatasetRef, JobBudget, JobSpec, TeacherRef
     from workers.worker import Worker
 
@@ -261,48 +261,48 @@ def _run_job(settings: Settings, teacher: Path, trials: int, warm_start_k: int) 
 
 @pytest.mark.slow
 def test_warm_start_enqueues_the_predicted_pipelines(tmp_path: Path, tiny_teacher: Path, ray_local) -> None:
-    from store import jobs
+    from store import jobs, results, trials
 
     priors = _write(tmp_path / "priors.csv", synthetic_rows(tasks=3))
     settings = Settings(home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
                         priors=priors)  # fmt: skip
     db, job_id = _run_job(settings, tiny_teacher, trials=4, warm_start_k=2)
 
-    rec = jobs.latest_recommendation(db, job_id, source="predicted")
+    rec = results.latest_recommendation(db, job_id, source="predicted")
     d = rec.details
     assert d["method"] == "model" and d["trained_on"] == {"trials": 72, "tasks": 3, "prior_trials": 72}
     assert len(d["nearest"]) == 3 and len(d["alternatives"]) == 3 and d["cv_mae"] is not None
     assert rec.score == pytest.approx(d["ratio"] * jobs.get_job(db, job_id).teacher_accuracy, rel=1e-4)
     predicted = Pipeline.model_validate(rec.pipeline)
     assert predicted.intermediate.name == "attention" and predicted.augmentation.ops == ["eda_swap"]
-    trials = jobs.finished_trials(db, job_id)
+    trials = trials.finished_trials(db, job_id)
     assert [t.is_reference for t in trials[:2]] == ["no_kd", "vanilla_kd"]
     # right after the references: the predicted top 2, in order
     assert trials[2].pipeline_key == predicted.key()
     assert Pipeline.model_validate(trials[3].pipeline).intermediate.name == "attention"
     # the finished job retrained the recommender: a version beside the one the prediction used
-    latest = jobs.latest_model(db)
+    latest = results.latest_model(db)
     assert latest.id == d["model_version"] + 1 and latest.rows == 72 + len(trials) and latest.tasks == 4
 
 
 @pytest.mark.slow
 def test_cold_start_without_past_jobs_uses_the_priors(tmp_path: Path, tiny_teacher: Path, ray_local) -> None:
-    from store import jobs
+    from store import results, trials
 
     settings = Settings(home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'db.sqlite'}")
     db, job_id = _run_job(settings, tiny_teacher, trials=3, warm_start_k=1)
-    rec = jobs.latest_recommendation(db, job_id, source="predicted")
+    rec = results.latest_recommendation(db, job_id, source="predicted")
     assert rec.details["method"] == "priors" and "Distiller" in rec.why and rec.score is None
     predicted = Pipeline.model_validate(rec.pipeline)
     assert predicted.intermediate.name == "mi_alpha" and predicted.augmentation.ops == ["eda_swap"]
-    trials = jobs.finished_trials(db, job_id)
+    trials = trials.finished_trials(db, job_id)
     assert trials[2].pipeline_key == predicted.key()
-    assert jobs.latest_model(db) is None  # one job is too little to train on
+    assert results.latest_model(db) is None  # one job is too little to train on
 
 
 def test_demo_says_whether_the_search_confirmed_or_beat_the_prediction(tmp_path: Path) -> None:
     from distill.pipeline import describe
-    from store import jobs
+    from store import jobs, results, trials
     from workers.run import predicted_text, prediction_verdict
     from workers.worker import Worker
 
@@ -311,15 +311,15 @@ def test_demo_says_whether_the_search_confirmed_or_beat_the_prediction(tmp_path:
     table = grid(STUDENT, TRAINING)
     top, second = table[("kl", "attention", "eda_swap")], table[("mse", "none", "none")]
     alternatives = [{"pipeline": describe(p), "ratio": 0.9} for p in (top, second)]
-    jobs.add_recommendation(worker.db, job.id, top, "predicted", score=0.75, why="because",
+    results.add_recommendation(worker.db, job.id, top, "predicted", score=0.75, why="because",
                             details={"alternatives": alternatives})  # fmt: skip
     assert "predicted before any trial: kl(T=4) + attention" in predicted_text(worker, job.id)
     assert "runner-up: mse" in predicted_text(worker, job.id)
     assert prediction_verdict(worker, job.id) is None  # nothing measured yet
 
     def run(number: int, pipeline: Pipeline, acc: float) -> None:
-        row = jobs.start_trial(worker.db, job.id, number, pipeline)
-        jobs.finish_trial(worker.db, row.id, "completed", accuracy=acc)
+        row = trials.start_trial(worker.db, job.id, number, pipeline)
+        trials.finish_trial(worker.db, row.id, "completed", accuracy=acc)
 
     run(0, top, 0.74)
     assert prediction_verdict(worker, job.id).startswith(

@@ -20,7 +20,7 @@ from pg import pg_server  # noqa: F401  (session fixture)
 
 from distill.pipeline import LogitLossSpec, Pipeline, StudentArch, Training
 from search.tune import ensure_ray
-from store import jobs
+from store import jobs, results, trials
 from store.settings import Settings
 from store.spec import DatasetRef, JobBudget, JobSpec, TeacherRef
 from workers.worker import Worker
@@ -92,29 +92,31 @@ def test_search_stores_every_trial_and_a_crash_does_not_stop_it(settings, tiny_t
 
     job = jobs.get_job(worker.db, job.id)
     assert job.state == "finished", job.error
-    trials = jobs.finished_trials(worker.db, job.id)
-    assert [t.number for t in trials] == [0, 1, 2, 3, 4] and job.trials_done == 5
-    assert [(t.is_reference, t.status) for t in trials[:2]] == [
+    done = trials.finished_trials(worker.db, job.id)
+    assert [t.number for t in done] == [0, 1, 2, 3, 4] and job.trials_done == 5
+    assert [(t.is_reference, t.status) for t in done[:2]] == [
         ("no_kd", "completed"),
         ("vanilla_kd", "completed"),
     ]
-    failed = [t for t in trials if t.status == "failed"]
+    failed = [t for t in done if t.status == "failed"]
     assert len(failed) == 1 and "CUDA out of memory (simulated" in failed[0].error
     assert failed[0].pipeline["loss"]["name"] == "crash"
-    for t in trials:
+    for t in done:
         if t.status == "completed":
             assert 0 <= t.accuracy <= 1 and t.params > 0 and t.epochs and t.ratio_to_teacher > 0
             assert t.gain_over_no_kd is not None
-    assert job.best_accuracy == max(t.accuracy for t in trials if t.status == "completed")
+    assert job.best_accuracy == max(t.accuracy for t in done if t.status == "completed")
 
-    rec = jobs.latest_recommendation(worker.db, job.id)
+    rec = results.latest_recommendation(worker.db, job.id)
     assert rec.source == "measured" and rec.score == job.best_accuracy and "best of" in rec.why
-    kinds = {p.kind for p in (jobs.get_profile(worker.db, k, job_id=job.id) for k in ("dataset", "teacher"))}
+    kinds = {
+        p.kind for p in (results.get_profile(worker.db, k, job_id=job.id) for k in ("dataset", "teacher"))
+    }
     assert kinds == {"dataset", "teacher"}
-    scored = jobs.get_profile(worker.db, "candidates", job_id=job.id).data
+    scored = results.get_profile(worker.db, "candidates", job_id=job.id).data
     assert scored["source"] == "diswot" and len(scored["candidates"]) == 50
     assert all(np.isfinite(r["diswot"]) and r["params"] > 0 for r in scored["candidates"])
-    (student,) = jobs.list_artifacts(worker.db, job.id, kind="student")
+    (student,) = results.list_artifacts(worker.db, job.id, kind="student")
     clf = transformers.pipeline("text-classification", model=str(settings.home / student.path), device="cpu")
     assert clf("a gorgeous, witty film")[0]["label"] in ("rotten", "fresh")
 
@@ -130,13 +132,13 @@ def test_killed_worker_is_replaced_and_nothing_is_lost_or_repeated(settings, tin
         env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     deadline = time.monotonic() + 240
-    while jobs.count_trials(db, job.id, status=["completed", "pruned", "failed"]) < 3:
+    while trials.count_trials(db, job.id, status=["completed", "pruned", "failed"]) < 3:
         assert proc.poll() is None, "the worker ended before it was killed"
         assert time.monotonic() < deadline, "the worker made no progress"
         time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGKILL)  # the worker and its Ray processes, mid-search
     proc.wait()
-    before = {t.number: (t.id, t.status, t.accuracy) for t in jobs.finished_trials(db, job.id)}
+    before = {t.number: (t.id, t.status, t.accuracy) for t in trials.finished_trials(db, job.id)}
     assert jobs.get_job(db, job.id).state == "searching"
 
     fresh = Worker(settings, stale_after_s=2.0)
@@ -144,11 +146,11 @@ def test_killed_worker_is_replaced_and_nothing_is_lost_or_repeated(settings, tin
     assert fresh.run(once=True) == 1
     job = jobs.get_job(db, job.id)
     assert job.state == "finished", job.error
-    after = jobs.finished_trials(db, job.id)
+    after = trials.finished_trials(db, job.id)
     assert [t.number for t in after] == list(range(7))  # none repeated, none missing, budget respected
     assert {n: (t.id, t.status, t.accuracy) for n, t in enumerate(after) if n in before} == before
     assert job.attempts == 2
-    front = jobs.get_profile(db, "pareto", job_id=job.id).data
+    front = results.get_profile(db, "pareto", job_id=job.id).data
     done = {t.number: (t.accuracy, -t.params) for t in after if t.status == "completed"}
     assert front["objectives"] == ["accuracy", "params"] and front["trials"]
     for n in front["trials"]:  # no completed trial dominates a member of the front

@@ -38,11 +38,12 @@ from search.recommender import candidate_pipelines
 from search.space import SearchSpace
 from search.trainable import TrialInputs, run_trial
 from search.tune import Budget, SearchCallbacks, TrialRecord, ensure_ray, pareto_front, run_search
-from store import jobs
+from store import jobs, results, trials
 from store.models import Job
 from store.session import make_engine, normalize_url, session_factory, upgrade
 from store.settings import Settings
 from store.spec import JobBudget, JobSpec
+from store.states import FINISHED_STATUSES, JobState, TrialStatus
 from workers import recommend
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ class _Recorder(SearchCallbacks):
     def on_trial_start(self, trial_id: str, params: dict[str, Any]) -> None:
         pipeline = self.space.to_pipeline(params)
         ref = self.references.get(pipeline.key())
-        row = jobs.start_trial(self.db, self.job_id, self.next_number, pipeline, is_reference=ref)
+        row = trials.start_trial(self.db, self.job_id, self.next_number, pipeline, is_reference=ref)
         self.rows[trial_id] = row.id
         self.next_number += 1
 
@@ -96,7 +97,7 @@ class _Recorder(SearchCallbacks):
         epoch = int(metrics.get("epoch", 0))
         if trial_id in self.rows and epoch > self.last_epoch.get(trial_id, 0):
             self.last_epoch[trial_id] = epoch
-            jobs.record_epoch(
+            trials.record_epoch(
                 self.db, self.rows[trial_id], {k: metrics[k] for k in EPOCH_KEYS if k in metrics}
             )
 
@@ -109,10 +110,10 @@ class _Recorder(SearchCallbacks):
         acc = final.get("accuracy")
         if self.references.get(pipeline.key()) == "no_kd" and acc is not None:
             self.no_kd_accuracy = acc
-        jobs.finish_trial(
+        trials.finish_trial(
             self.db,
             self.rows[trial_id],
-            "completed" if status == "completed" else "pruned",
+            TrialStatus.COMPLETED if status == TrialStatus.COMPLETED else TrialStatus.PRUNED,
             accuracy=acc,
             macro_f1=final.get("macro_f1"),
             params=final.get("params"),
@@ -128,7 +129,7 @@ class _Recorder(SearchCallbacks):
 
     def on_trial_error(self, trial_id: str, params: dict[str, Any], error_text: str) -> None:
         if trial_id in self.rows:
-            jobs.finish_trial(self.db, self.rows[trial_id], "failed", error=error_text[-20000:])
+            trials.finish_trial(self.db, self.rows[trial_id], "failed", error=error_text[-20000:])
         self._tick()
 
     def _keep_best(self, final: dict[str, Any], acc: float | None) -> None:
@@ -217,32 +218,34 @@ class Worker:
     def _run_job(self, job: Job, abort: threading.Event) -> None:
         spec = JobSpec.model_validate({"dataset": job.dataset, "teacher": job.teacher, "budget": job.budget})
         b = spec.budget
-        self._state(job.id, "profiling", abort, progress_text="loading data and teacher")
+        self._state(job.id, JobState.PROFILING, abort, progress_text="loading data and teacher")
         task = load_job_task(spec)
         teacher = resolve_teacher(spec, task, self.settings)
         t_prof = teacher_profile(teacher, task, b.max_length)
-        jobs.add_profile(self.db, "dataset", dataset_profile(task), job_id=job.id)
-        jobs.add_profile(self.db, "teacher", t_prof, job_id=job.id)
+        results.add_profile(self.db, "dataset", dataset_profile(task), job_id=job.id)
+        results.add_profile(self.db, "teacher", t_prof, job_id=job.id)
         meta = meta_features(
             task, teacher, teacher_accuracy=t_prof["accuracy"], max_length=b.max_length,
             max_params=b.max_params,
         )  # fmt: skip
-        jobs.add_profile(self.db, "meta", meta, job_id=job.id)
+        results.add_profile(self.db, "meta", meta, job_id=job.id)
 
         if b.candidates:
             candidates, rows = feasible_candidates(
                 b.candidates, teacher.model, max_params=b.max_params, max_latency_ms=b.max_latency_ms,
                 seq_len=b.max_length,
             )  # fmt: skip
-            jobs.add_profile(self.db, "candidates", {"source": "given", "candidates": rows}, job_id=job.id)
+            results.add_profile(self.db, "candidates", {"source": "given", "candidates": rows}, job_id=job.id)
         else:
-            self._state(job.id, "profiling", abort, progress_text="DisWOT student search (training-free)")
+            self._state(
+                job.id, JobState.PROFILING, abort, progress_text="DisWOT student search (training-free)"
+            )
             candidates, rows, rate = search_students(
                 teacher, task, max_params=b.max_params, max_latency_ms=b.max_latency_ms, seq_len=b.max_length,
                 top_k=b.student_top_k, evaluations=b.student_evaluations, seed=b.seed,
             )  # fmt: skip
             doc = {"source": "diswot", "proxy": STUDENT_PROXY, "per_second": rate, "candidates": rows}
-            jobs.add_profile(self.db, "candidates", doc, job_id=job.id)
+            results.add_profile(self.db, "candidates", doc, job_id=job.id)
         # a warm-start pipeline must be in the space: its student joins the candidates
         candidates += [p.student for p in b.warm_start if p.student not in candidates]
         if not candidates:
@@ -262,7 +265,7 @@ class Worker:
 
         self._state(
             job.id,
-            "profiling",
+            JobState.PROFILING,
             abort,
             progress_text="computing the teacher's outputs once for all trials",
             teacher_accuracy=t_prof["accuracy"],
@@ -292,7 +295,7 @@ class Worker:
             str(artifacts / "trials"),
         )
 
-        finished = jobs.finished_trials(self.db, job.id)
+        finished = trials.finished_trials(self.db, job.id)
         best = max((t for t in finished if t.accuracy is not None), key=lambda t: t.accuracy, default=None)
         recorder = _Recorder(
             self.db,
@@ -307,7 +310,7 @@ class Worker:
             abort=abort,
             on_trial=lambda: self._progress(job.id, b.trials),
         )
-        self._state(job.id, "searching", abort, progress_text=f"{len(finished)}/{b.trials} trials")
+        self._state(job.id, JobState.SEARCHING, abort, progress_text=f"{len(finished)}/{b.trials} trials")
         objectives = [(o, "max" if o == "accuracy" else "min") for o in b.objectives]
         ensure_ray(self.ray_address, self.num_cpus)
 
@@ -365,14 +368,14 @@ class Worker:
     ) -> list[Pipeline]:
         """Predict the best pipelines for the job before its first trial (recorded as the job's predicted
         recommendation), best first: the search's warm starts."""
-        self._state(job.id, "profiling", abort, progress_text="recommending pipelines from past jobs")
+        self._state(job.id, JobState.PROFILING, abort, progress_text="recommending pipelines from past jobs")
         prediction = recommend.predict(
             self.db, self.settings, job.id, meta, space, candidate_pipelines(space, seed=b.seed),
             k=max(3, b.warm_start_k),
         )  # fmt: skip
         top = prediction.pipelines[0] if prediction.pipelines else space.reference_pipelines()["vanilla_kd"]
-        if jobs.latest_recommendation(self.db, job.id, source="predicted") is None:
-            jobs.add_recommendation(
+        if results.latest_recommendation(self.db, job.id, source="predicted") is None:
+            results.add_recommendation(
                 self.db, job.id, top, "predicted", score=prediction.score, why=prediction.why,
                 details=prediction.details,
             )  # fmt: skip
@@ -389,7 +392,7 @@ class Worker:
                 if t.status != "failed" and t.accuracy is not None
                 else None,
             )
-            for t in jobs.finished_trials(self.db, job_id)
+            for t in trials.finished_trials(self.db, job_id)
         ]
 
     def _finish(
@@ -401,8 +404,8 @@ class Worker:
         artifacts: Path,
         abort: threading.Event,
     ) -> None:
-        jobs.backfill_gain(self.db, job.id)
-        best = jobs.leaderboard(self.db, job.id, sort="-accuracy", status="completed", limit=1)
+        trials.backfill_gain(self.db, job.id)
+        best = trials.leaderboard(self.db, job.id, sort="-accuracy", status="completed", limit=1)
         if not best:
             raise RuntimeError("no trial completed; see the failed trials' errors")
         top = best[0]
@@ -412,12 +415,14 @@ class Worker:
         if kept and kept.is_dir():
             kept.rename(student_dir)
         else:  # the best trial's folder is gone (e.g. an earlier worker died): train it once more
-            self._state(job.id, "searching", abort, progress_text="re-training the best pipeline for export")
+            self._state(
+                job.id, JobState.SEARCHING, abort, progress_text="re-training the best pipeline for export"
+            )
             res = distill_student(task, teacher, Pipeline.model_validate(top.pipeline), progress=False)
             export_student(res, teacher, task, student_dir)
         shutil.rmtree(artifacts / "trials", ignore_errors=True)
         size = sum(f.stat().st_size for f in student_dir.rglob("*") if f.is_file())
-        jobs.add_artifact(
+        results.add_artifact(
             self.db,
             job.id,
             "student",
@@ -425,20 +430,20 @@ class Worker:
             size=size,
             trial_id=top.id,
         )
-        refs = {t.is_reference: t for t in jobs.finished_trials(self.db, job.id) if t.is_reference}
-        n_trials = jobs.count_trials(self.db, job.id, status=["completed", "pruned", "failed"])
+        refs = {t.is_reference: t for t in trials.finished_trials(self.db, job.id) if t.is_reference}
+        n_trials = trials.count_trials(self.db, job.id, status=FINISHED_STATUSES)
         why = [f"best of {n_trials} trials by validation accuracy ({top.accuracy:.4f})"]
         for name in ("vanilla_kd", "no_kd"):
             if name in refs and refs[name].accuracy is not None:
                 why.append(f"{top.accuracy - refs[name].accuracy:+.4f} over {name.replace('_', ' ')}")
         if top.ratio_to_teacher:
             why.append(f"{top.ratio_to_teacher:.1%} of the teacher's accuracy")
-        jobs.add_recommendation(
+        results.add_recommendation(
             self.db, job.id, top.pipeline, "measured", score=top.accuracy, why="; ".join(why)
         )
         objectives = job.budget.get("objectives") or ["accuracy"]
         if len(objectives) > 1:  # multi-objective: keep the Pareto front of the completed trials
-            done = [t for t in jobs.finished_trials(self.db, job.id) if t.status == "completed"]
+            done = [t for t in trials.finished_trials(self.db, job.id) if t.status == "completed"]
             records = [
                 TrialRecord(str(t.number), {}, {o: getattr(t, o) for o in objectives})
                 for t in done
@@ -446,7 +451,7 @@ class Worker:
             ]
             modes = [(o, "max" if o == "accuracy" else "min") for o in objectives]
             front = sorted(int(r.trial_id) for r in pareto_front(records, modes))
-            jobs.add_profile(self.db, "pareto", {"objectives": objectives, "trials": front}, job_id=job.id)
+            results.add_profile(self.db, "pareto", {"objectives": objectives, "trials": front}, job_id=job.id)
         self._state(job.id, "finished", abort, progress_text="; ".join(why))
         try:  # learn from this job for the next ones; the job itself is done either way
             recommend.refresh(self.db, self.settings)
@@ -461,7 +466,7 @@ class Worker:
         jobs.set_state(
             self.db,
             job_id,
-            "searching",
+            JobState.SEARCHING,
             progress_text=f"{job.trials_done}/{budget} trials{best}",
             worker_id=self.worker_id,
         )

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 
+from store.states import TrialStatus
+
 __all__ = [
     "CandidatePoint",
     "HistoryPoint",
@@ -295,14 +297,14 @@ def history(points: list[HistoryPoint], teacher_accuracy: float | None) -> str:
             f'<text class="teacher-label" x="{W - _RIGHT - 4}" y="{_n(ty - 4)}" text-anchor="end">'
             f"teacher {teacher:.4f}</text>"
         )
-    completed = [p for p in points if p.status != "pruned"]
+    completed = [p for p in points if p.status != TrialStatus.PRUNED]
     best = max(completed, key=lambda p: (p.accuracy, -p.number), default=None)
     # beyond 1,000 points a tenth of a pixel is invisible: whole pixels keep 10,000 points under 1.5 MB
     rd = _n if len(points) <= 1000 else (lambda v: str(round(v)))
     dots, marked, labels = [], [], []  # marked (references, best) are drawn last, on top
     for p in points:
         cls, note = "point", ""
-        if p.status == "pruned":
+        if p.status == TrialStatus.PRUNED:
             cls, note = "point pruned", " (pruned)"
         if p.reference:
             cls, note = f"{cls} reference", f"{note} ({escape(p.reference)})"

@@ -49,11 +49,11 @@ from store import (
     trial_points,
 )
 from store.spec import Id, JobBudget
+from store.states import SCORED_STATUSES, TRIAL_STATUSES, TrialStatus
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 PAGE = 50
-STATUSES = ("completed", "pruned", "failed", "running")
 
 
 def _or_dash(fmt: Callable[[Any], str]) -> Callable[[Any], str]:
@@ -194,13 +194,13 @@ def submit_form(
 def _live_context(ctx: Context, key: ApiKey, job: Job, sort: str, status: str | None, page: int) -> dict:
     """What the live part of a job page shows: recommendation, baselines, leaderboard page, plots."""
     sort = sort if sort.removeprefix("-") in SORT_KEYS else "-accuracy"
-    status_filter = status if status in STATUSES else None
+    status_filter = status if status in TRIAL_STATUSES else None
     total = count_trials(ctx.db, job.id, status=status_filter)
     rows = leaderboard(ctx.db, job.id, sort=sort, status=status_filter, limit=PAGE, offset=(page - 1) * PAGE)
     points = trial_points(ctx.db, job.id)
     t_prof = get_profile(ctx.db, "teacher", job_id=job.id)
     teacher = t_prof.data if t_prof else {}
-    scored = [p for p in points if p.accuracy is not None and p.status in ("completed", "pruned")]
+    scored = [p for p in points if p.accuracy is not None and p.status in SCORED_STATUSES]
     history = plots.history(
         [plots.HistoryPoint(p.number, p.accuracy, p.status, p.is_reference, p.id) for p in scored],
         job.teacher_accuracy,
@@ -208,7 +208,7 @@ def _live_context(ctx: Context, key: ApiKey, job: Job, sort: str, status: str | 
     sized = [
         plots.SizePoint(p.id, p.params, p.accuracy, f"trial {p.number}")
         for p in scored
-        if p.params and p.status == "completed"
+        if p.params and p.status == TrialStatus.COMPLETED
     ]
     t_point = (
         (teacher["params"], job.teacher_accuracy) if teacher.get("params") and job.teacher_accuracy else None
@@ -224,7 +224,7 @@ def _live_context(ctx: Context, key: ApiKey, job: Job, sort: str, status: str | 
         "status": status_filter,
         "page": page,
         "pages": max(1, -(-total // PAGE)),
-        "statuses": STATUSES,
+        "statuses": TRIAL_STATUSES,
         "teacher": teacher,
         "plot_history": history,
         "plot_size": plots.size_vs_accuracy(sized, t_point),

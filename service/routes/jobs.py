@@ -52,9 +52,9 @@ from store import (
 )
 from store import cancel_job as cancel
 from store.spec import Id, JobBudget
+from store.states import FINISHED_STATUSES, JobState
 
 router = APIRouter(tags=["jobs"], responses=COMMON_ERRORS)
-JobState = Literal["queued", "profiling", "searching", "finished", "failed", "cancelled"]
 SortKey = Literal[tuple(k for name in SORT_KEYS for k in (name, f"-{name}"))]  # type: ignore[valid-type]
 
 
@@ -230,7 +230,7 @@ def recommendation(job_id: Id, ctx: Ctx, key: Key) -> RecommendationOut:
                 why=predicted.why, predicted=predicted,
             )  # fmt: skip
         why = f"no trial has finished yet (job {job.state}: {job.progress_text})"
-        if job.state in ("failed", "cancelled"):
+        if job.state in (JobState.FAILED, JobState.CANCELLED):
             why = f"the job {job.state} before any trial finished" + (f": {job.error}" if job.error else "")
         return RecommendationOut(job_id=job.id, available=False, teacher=teacher, why=why)
     top = best[0]
@@ -238,7 +238,7 @@ def recommendation(job_id: Id, ctx: Ctx, key: Key) -> RecommendationOut:
     if final and rec is not None and rec.source == "measured":
         why = rec.why
     else:
-        n = count_trials(ctx.db, job.id, status=["completed", "pruned", "failed"])
+        n = count_trials(ctx.db, job.id, status=FINISHED_STATUSES)
         why = f"best of {n} finished trials so far by validation accuracy ({top.accuracy:.4f}); {job.state}"
     return RecommendationOut(
         job_id=job.id,
