@@ -21,6 +21,7 @@ from store.models import (
     utcnow,
 )
 from store.states import (
+    FINISHED_STATUSES,
     JobState,
     TrialStatus,
 )
@@ -168,3 +169,24 @@ def trial_for_pipeline(db: Db, job_id: str, key: str) -> Trial | None:
     q = q.order_by((Trial.status == TrialStatus.COMPLETED).desc(), Trial.number).limit(1)
     with read(db) as s:
         return s.scalars(q).first()
+
+
+def measured_why(db: Db, job_id: str, top: Trial) -> str:
+    """Why ``top`` is the best measured pipeline: how many trials it beat, its gain over the references, its
+    share of the teacher's accuracy (the worker stores it at the end; the API shows it during the search)."""
+    rows = trial_rows(db, job_id)
+    refs = {t.is_reference: t for t in rows if t.is_reference}
+    n = sum(1 for t in rows if t.status in FINISHED_STATUSES)
+    why = [f"best of {n} finished trials by validation accuracy ({top.accuracy:.4f})"]
+    for name in ("vanilla_kd", "no_kd"):
+        if name in refs and refs[name].accuracy is not None and top.accuracy is not None:
+            why.append(f"{top.accuracy - refs[name].accuracy:+.4f} over {name.replace('_', ' ')}")
+    if top.ratio_to_teacher:
+        why.append(f"{top.ratio_to_teacher:.1%} of the teacher's accuracy")
+    return "; ".join(why)
+
+
+def trial_rows(db: Db, job_id: str) -> list[Trial]:
+    """Every trial row of the job by number."""
+    with read(db) as s:
+        return list(s.scalars(select(Trial).where(Trial.job_id == job_id).order_by(Trial.number)))

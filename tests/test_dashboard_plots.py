@@ -10,8 +10,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from distill.pipeline import IntermediateSpec, Pipeline
+from search.importance import features, pipeline_importance
 from service.dashboard import plots
-from service.dashboard.importance import features, pipeline_importance
 from service.dashboard.plots import CandidatePoint, HistoryPoint, SizePoint
 
 NS = "{http://www.w3.org/2000/svg}"

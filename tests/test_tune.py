@@ -16,7 +16,7 @@ import pytest
 from ray import cloudpickle
 
 from distill.pipeline import StudentArch, Training
-from search import Budget, SearchCallbacks, SearchSpace, ensure_ray, pareto_front, run_search
+from search import SearchCallbacks, SearchSpace, TuneBudget, ensure_ray, pareto_front, run_search
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -95,7 +95,7 @@ def test_search_reports_every_trial_references_first_and_asha_stops_poor_ones(
     result = run_search(
         toy,
         space,
-        Budget(trials=6, concurrency=1),
+        TuneBudget(trials=6, concurrency=1),
         shared=SHARED,
         enqueue=[refs["no_kd"], refs["vanilla_kd"], poor],
         callbacks=rec,
@@ -133,7 +133,7 @@ def test_a_failing_trial_is_recorded_and_the_search_goes_on(space: SearchSpace, 
     result = run_search(
         toy_failing_on_mse,
         space,
-        Budget(trials=4, early_stopping=False),
+        TuneBudget(trials=4, early_stopping=False),
         shared=SHARED,
         enqueue=[poor, refs["vanilla_kd"]],
         callbacks=rec,
@@ -161,7 +161,7 @@ def test_done_trials_are_not_rerun_and_only_the_rest_of_the_budget_is_spent(
     result = run_search(
         toy,
         space,
-        Budget(trials=6),
+        TuneBudget(trials=6),
         shared=SHARED,
         done=done,
         enqueue=[refs["no_kd"], refs["vanilla_kd"]],  # both already done: skipped
@@ -176,7 +176,7 @@ def test_done_trials_are_not_rerun_and_only_the_rest_of_the_budget_is_spent(
     assert [t.status for t in result.trials[:3]] == ["done", "done", "error"]
     assert result.best is not None and result.best.metrics["accuracy"] == 0.97  # the earlier best counts
 
-    everything_done = run_search(toy, space, Budget(trials=2), done=done[:2])
+    everything_done = run_search(toy, space, TuneBudget(trials=2), done=done[:2])
     assert len(everything_done.trials) == 2 and everything_done.best.params == refs["vanilla_kd"]
 
 
@@ -196,7 +196,7 @@ def test_multi_objective_returns_a_pareto_front(space: SearchSpace, tmp_path: Pa
     result = run_search(
         toy_size_at_end,
         space,
-        Budget(trials=8),
+        TuneBudget(trials=8),
         multi_objective=[("accuracy", "max"), ("params", "min")],
         enqueue=[refs["no_kd"], refs["vanilla_kd"], poor],
         callbacks=rec,
@@ -231,7 +231,7 @@ def test_constraints_limit_the_best(space: SearchSpace, tmp_path: Path) -> None:
     result = run_search(
         toy,
         space,
-        Budget(trials=3, early_stopping=False),
+        TuneBudget(trials=3, early_stopping=False),
         shared=SHARED,
         constraints={"params": 2500},
         enqueue=[big, refs["no_kd"], refs["vanilla_kd"]],
@@ -251,7 +251,7 @@ def test_wall_clock_budget_ends_the_search(space: SearchSpace, tmp_path: Path) -
 
     start = time.monotonic()
     result = run_search(
-        slow, space, Budget(trials=100, wall_seconds=3, early_stopping=False), storage_path=str(tmp_path)
+        slow, space, TuneBudget(trials=100, wall_seconds=3, early_stopping=False), storage_path=str(tmp_path)
     )
     assert time.monotonic() - start < 15
     assert 1 <= len(result.trials) < 100
@@ -276,7 +276,7 @@ def test_should_stop_cancels_the_search(space: SearchSpace, tmp_path: Path) -> N
     result = run_search(
         slow,
         space,
-        Budget(trials=50, early_stopping=False),
+        TuneBudget(trials=50, early_stopping=False),
         callbacks=rec,
         storage_path=str(tmp_path),
         should_stop=cancel.is_set,
@@ -287,7 +287,7 @@ def test_should_stop_cancels_the_search(space: SearchSpace, tmp_path: Path) -> N
 
 
 def test_pareto_front_helper() -> None:
-    from search.tune import TrialRecord
+    from search.tune_events import TrialRecord
 
     recs = [
         TrialRecord(str(i), {}, {"a": a, "b": b}) for i, (a, b) in enumerate([(1, 1), (2, 2), (2, 1), (0, 0)])

@@ -22,11 +22,11 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from distill.pipeline import Pipeline, describe
+from search.importance import pipeline_importance
 from service.dashboard import plots
-from service.dashboard.importance import pipeline_importance
 from service.deps import COOKIE, Context, Ctx, owned_job, owned_trial
+from service.jobs import job_out, queue_job, recommendation_out
 from service.routes.common import error_list
-from service.routes.jobs import job_out, queue_job, recommendation
 from service.schemas import JobRequest
 from store import (
     SORT_KEYS,
@@ -215,7 +215,7 @@ def _live_context(ctx: Context, key: ApiKey, job: Job, sort: str, status: str | 
     )
     return {
         "job": job_out(job),
-        "rec": recommendation(job.id, ctx, key),
+        "rec": recommendation_out(ctx, job),
         "refs": reference_trials(ctx.db, job.id),
         "best": rows[0] if rows and sort == "-accuracy" and page == 1 and not status_filter else None,
         "rows": rows,

@@ -1,12 +1,14 @@
-"""Which pipeline component mattered: Optuna parameter importances over flattened pipeline documents."""
+"""Which pipeline component mattered: Optuna parameter importances over flattened pipelines (read-only
+analysis of finished trials; the API and the dashboard show it)."""
 
 from __future__ import annotations
 
 import math
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
@@ -16,6 +18,9 @@ from optuna.importance import (
     MeanDecreaseImpurityImportanceEvaluator,
     PedAnovaImportanceEvaluator,
 )
+
+from distill.pipeline import Pipeline
+from search.flat import aug_ops, flatten
 
 CATEGORICAL = ("student", "loss", "intermediate", "mapping", "augmentation")
 NUMERIC = ("lr", "temperature", "kd_weight", "epochs")
@@ -30,27 +35,26 @@ _OTHER = "other"
 _verbosity_lock = threading.Lock()
 
 
-def features(pipeline: dict) -> dict[str, object]:
-    """Flatten a pipeline JSON document (``Pipeline.model_dump(mode="json")``) into the fixed feature set."""
-    student = pipeline.get("student") or {}
-    loss = pipeline.get("loss") or {}
-    inter = pipeline.get("intermediate") or {}
-    aug = pipeline.get("augmentation") or {}
-    training = pipeline.get("training") or {}
-    inter_name = str(inter.get("name", "none"))
-    parts = [str(op) for op in aug.get("ops") or []]
-    if float(aug.get("mixup") or 0.0) > 0:
-        parts.append("mixup")
+def features(doc: Mapping[str, Any]) -> dict[str, object] | None:
+    """A pipeline JSON document as the fixed feature set, through the one flattening (``search.flat``);
+    ``None`` for a document that is no longer a valid pipeline (e.g. it names a plug-in not loaded here)."""
+    try:
+        pipeline = Pipeline.model_validate(doc)
+    except ValueError:
+        return None
+    f = flatten(pipeline)
+    inter = f["inter"]
+    parts = aug_ops(f["aug"]) + (["mixup"] if f["mixup"] else [])
     return {
-        "student": f"{student.get('layers', 2)}×{student.get('hidden', 384)}",
-        "loss": str(loss.get("name", "kl")),
-        "intermediate": inter_name,
-        "mapping": "-" if inter_name == "none" else str(inter.get("mapping", "skip")),
+        "student": f"{f['student_layers']}×{f['student_hidden']}",
+        "loss": f["loss"],
+        "intermediate": inter,
+        "mapping": "-" if inter == "none" else f["mapping"],
         "augmentation": "+".join(parts) or "none",
-        "lr": float(training.get("lr", 1e-4)),
-        "temperature": float(loss.get("temperature", 4.0)),
-        "kd_weight": float(loss.get("kd_weight", 1.0)),
-        "epochs": int(training.get("epochs", 3)),
+        "lr": float(f["lr"]),
+        "temperature": float(f.get("temperature", pipeline.loss.temperature)),
+        "kd_weight": float(f.get("kd_weight", pipeline.loss.kd_weight)),
+        "epochs": int(f["epochs"]),
     }
 
 
@@ -105,10 +109,14 @@ def pipeline_importance(
     first, then PED-ANOVA, then mean decrease in impurity if an evaluator fails. ``{}`` when fewer than 4
     usable trials remain or neither the features nor the accuracy vary.
     """
-    pairs = [(doc, float(acc)) for doc, acc in trials[-max_trials:] if acc is not None and math.isfinite(acc)]
-    if len(pairs) < 4 or len({acc for _, acc in pairs}) < 2:
+    rows = [
+        (f, float(acc))
+        for doc, acc in trials[-max_trials:]
+        if acc is not None and math.isfinite(acc) and (f := features(doc)) is not None
+    ]
+    if len(rows) < 4 or len({acc for _, acc in rows}) < 2:
         return {}
-    params, dists = _encode([features(doc) for doc, _ in pairs])
+    params, dists = _encode([f for f, _ in rows])
     if not dists:
         return {}
     with _quiet_optuna():
@@ -116,7 +124,7 @@ def pipeline_importance(
     study.add_trials(
         [
             optuna.trial.create_trial(params=p, distributions=dists, value=acc)
-            for p, (_, acc) in zip(params, pairs, strict=True)
+            for p, (_, acc) in zip(params, rows, strict=True)
         ]
     )
     evaluators: list[BaseImportanceEvaluator] = [
