@@ -41,6 +41,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autodistiller", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
+    _add_job_verbs(sub)
+    _add_service_verbs(sub)
+    _add_api_verbs(sub)
+    p = sub.add_parser("migrate", help="create or upgrade the database schema (the service does it on start)")
+    p.set_defaults(fn=local.cmd_migrate)
+
+    p = sub.add_parser("components", help="list every registered loss, objective and augmentation")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=local.cmd_components)
+    return parser
+
+
+def _add_job_verbs(sub: argparse._SubParsersAction) -> None:
+    """demo, distill, teacher, search: work in this process."""
     p = sub.add_parser("demo", help="fine-tune a Rotten Tomatoes teacher (cached), search, distil a student")
     p.add_argument("--n-train", type=int, default=1500)
     p.add_argument("--n-val", type=int, default=500)
@@ -76,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ray-address", default=None, help="join a Ray cluster (default: start Ray in-process)")
     p.set_defaults(fn=local.cmd_search)
 
+
+def _add_service_verbs(sub: argparse._SubParsersAction) -> None:
+    """worker, serve, keys: the service's processes and its administration."""
     p = sub.add_parser("worker", help="claim queued jobs from the database and run them")
     p.add_argument("--ray-address", default=None, help="join a Ray cluster (default: start Ray in-process)")
     p.add_argument("--once", action="store_true", help="exit when no job is left")
@@ -104,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("id")
     p.set_defaults(fn=local.cmd_keys)
 
+
+def _add_api_verbs(sub: argparse._SubParsersAction) -> None:
+    """submit, status, leaderboard, download: through the HTTP API."""
     p = sub.add_parser("submit", help="upload/register a dataset and teacher, and submit a job to the API")
     add_data_args(p)
     p.add_argument("--teacher", help="local model folder (uploaded), Hub id, or `minilm` (the default)")
@@ -133,14 +153,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="a new folder for the student")
     _add_api_args(p)
     p.set_defaults(fn=remote.cmd_download)
-
-    p = sub.add_parser("migrate", help="create or upgrade the database schema (the service does it on start)")
-    p.set_defaults(fn=local.cmd_migrate)
-
-    p = sub.add_parser("components", help="list every registered loss, objective and augmentation")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(fn=local.cmd_components)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

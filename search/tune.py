@@ -254,67 +254,22 @@ def _tune(
 ) -> None:
     import ray
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
-
     ensure_ray()
     metric, mode = objectives[0]
     multi = len(objectives) > 1
-    if multi:
-        sampler: optuna.samplers.BaseSampler = optuna.samplers.NSGAIISampler(
-            population_size=max(2, min(50, budget.trials // 2)), seed=seed
-        )
-    else:
-        sampler = optuna.samplers.TPESampler(n_startup_trials=max(1, min(10, budget.trials // 3)), seed=seed)
-
-    # One study shared with OptunaSearch (it loads it by name): earlier trials are filed here with their
-    # distributions, since OptunaSearch's own `evaluated_rewards` rejects a define-by-run space.
-    storage: optuna.storages.BaseStorage = (
-        optuna.storages.RDBStorage(optuna_storage) if optuna_storage else optuna.storages.InMemoryStorage()
+    study, storage = _study(
+        space, budget, objectives, constraints, done_records, enqueue, name, seed, optuna_storage
     )
-    directions = ["maximize" if m == "max" else "minimize" for _, m in objectives]
-    study = optuna.create_study(storage=storage, study_name=name, sampler=sampler, directions=directions)
-    for rec in done_records:
-        try:
-            dists = space.distributions(rec.params)
-        except ValueError as e:
-            log.warning(
-                "earlier trial %s is outside the search space, not told to Optuna: %s", rec.trial_id, e
-            )
-            continue
-        ok = rec.status == "done" and has_metrics(rec.metrics, [k for k, _ in objectives])
-        study.add_trial(
-            optuna.trial.create_trial(
-                state=optuna.trial.TrialState.COMPLETE if ok else optuna.trial.TrialState.FAIL,
-                values=[float(rec.metrics[k]) for k, _ in objectives] if ok else None,
-                params=rec.params,
-                distributions=dists,
-                constraints=violations(rec.metrics, constraints) if constraints and ok else None,
-            )
-        )
-    for params in enqueue:
-        study.enqueue_trial(params)
-
     searcher = _searcher_class()(
         space.suggest,
         metric=[k for k, _ in objectives] if multi else metric,
         mode=[m for _, m in objectives] if multi else mode,
-        sampler=sampler,
+        sampler=study.sampler,
         storage=storage,
         study_name=name,
         constraints=constraints,
     )
-    scheduler = None
-    if budget.early_stopping:
-        max_t = budget.max_epochs or space.max_epochs
-        scheduler = ASHAScheduler(
-            time_attr="training_iteration",
-            metric=metric,
-            mode=mode,
-            max_t=max(max_t, budget.grace_period),
-            grace_period=budget.grace_period,
-            reduction_factor=budget.reduction_factor,
-            stop_last_trials=False,  # a trial ends when its trainable returns, with its final metrics
-        )
+    scheduler = _asha(budget, space, metric, mode) if budget.early_stopping else None
 
     gpus = budget.gpus_per_trial
     if gpus is None:
@@ -347,3 +302,62 @@ def _tune(
     )
     tuner.fit()  # trial errors are recorded, not raised (Tuner runs with raise_on_failed_trial=False)
     events.finish()
+
+
+def _study(
+    space: SearchSpace,
+    budget: TuneBudget,
+    objectives: list[tuple[str, str]],
+    constraints: dict[str, float],
+    done_records: list[TrialRecord],
+    enqueue: list[dict[str, Any]],
+    name: str,
+    seed: int | None,
+    optuna_storage: str | None,
+) -> tuple[optuna.Study, optuna.storages.BaseStorage]:
+    """The Optuna study the search samples from, and its storage: TPE (NSGA-II for several objectives),
+    earlier trials filed with their distributions (OptunaSearch's own ``evaluated_rewards`` rejects a
+    define-by-run space), then the enqueued points. OptunaSearch loads it by name from the storage."""
+    if len(objectives) > 1:
+        sampler: optuna.samplers.BaseSampler = optuna.samplers.NSGAIISampler(
+            population_size=max(2, min(50, budget.trials // 2)), seed=seed
+        )
+    else:
+        sampler = optuna.samplers.TPESampler(n_startup_trials=max(1, min(10, budget.trials // 3)), seed=seed)
+    storage: optuna.storages.BaseStorage = (
+        optuna.storages.RDBStorage(optuna_storage) if optuna_storage else optuna.storages.InMemoryStorage()
+    )
+    directions = ["maximize" if m == "max" else "minimize" for _, m in objectives]
+    study = optuna.create_study(storage=storage, study_name=name, sampler=sampler, directions=directions)
+    for rec in done_records:
+        try:
+            dists = space.distributions(rec.params)
+        except ValueError as e:
+            log.warning(
+                "earlier trial %s is outside the search space, not told to Optuna: %s", rec.trial_id, e
+            )
+            continue
+        ok = rec.status == "done" and has_metrics(rec.metrics, [k for k, _ in objectives])
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.COMPLETE if ok else optuna.trial.TrialState.FAIL,
+                values=[float(rec.metrics[k]) for k, _ in objectives] if ok else None,
+                params=rec.params,
+                distributions=dists,
+                constraints=violations(rec.metrics, constraints) if constraints and ok else None,
+            )
+        )
+    for params in enqueue:
+        study.enqueue_trial(params)
+    return study, storage
+
+
+def _asha(budget: TuneBudget, space: SearchSpace, metric: str, mode: str) -> Any:
+    """ASHA on the per-epoch metric; a trial ends when its trainable returns, with its final metrics."""
+    from ray.tune.schedulers import ASHAScheduler
+
+    max_t = budget.max_epochs or space.max_epochs
+    return ASHAScheduler(
+        time_attr="training_iteration", metric=metric, mode=mode, max_t=max(max_t, budget.grace_period),
+        grace_period=budget.grace_period, reduction_factor=budget.reduction_factor, stop_last_trials=False,
+    )  # fmt: skip

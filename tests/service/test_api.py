@@ -27,7 +27,7 @@ from store import create_key
 from store.settings import Settings
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = [
     {"layers": 1, "hidden": 32, "heads": 2, "ffn": 64},
     {"layers": 2, "hidden": 32, "heads": 2, "ffn": 64},

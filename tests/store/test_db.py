@@ -21,7 +21,7 @@ import store as db
 from store import Job, Trial
 from store.session import VERSION_TABLE
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TABLES = {
     "api_keys",
     "datasets",
