@@ -1,0 +1,148 @@
+"""Distil one student: task + teacher + ``Pipeline`` → trained student with its metrics.
+
+This is the unit of work of every search trial. It knows nothing of HTTP, databases, Optuna or Ray.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import PreTrainedModel
+
+from distill.augment import AugmentContext, augment_examples
+from distill.data import TextTask, check_label_compatibility
+from distill.encoding import TrainData, encode_fixed
+from distill.pipeline import Pipeline
+from distill.student import InitReport, build_student, count_params, cpu_latency_ms
+from distill.teacher import Teacher
+from distill.teacher_outputs import TeacherOutputs, teacher_outputs
+from distill.trainer import DistillLoss, Reporter, TrainResult, train_model
+
+
+@dataclass
+class DistillResult:
+    student: PreTrainedModel
+    pipeline: Pipeline
+    train: TrainResult
+    params: int
+    latency_ms: float
+    init: InitReport
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return {**self.train.final, "params": self.params, "latency_ms": self.latency_ms}
+
+
+def _with_teacher(
+    data: TrainData,
+    teacher: Teacher,
+    criterion: DistillLoss,
+    cache_dir: Path | None,
+    progress: bool,
+    desc: str,
+    shared: TeacherOutputs | None = None,
+) -> TrainData:
+    inter = criterion.inter
+    hidden = inter.teacher_hidden_layers if inter else ()
+    attention = inter.teacher_attention_layers if inter else ()
+    if shared is not None:
+        data.teacher = shared.only(hidden, attention)
+        return data
+    enc = {
+        "input_ids": data.input_ids,
+        "attention_mask": data.attention_mask,
+        "token_type_ids": data.token_type_ids,
+    }
+    data.teacher = teacher_outputs(
+        teacher,
+        enc,
+        hidden_layers=hidden,
+        attention_layers=attention,
+        cache_dir=cache_dir,
+        progress=progress,
+        desc=desc,
+    )
+    return data
+
+
+def _concat(parts: list[TrainData]) -> TrainData:
+    if len(parts) == 1:
+        return parts[0]
+    t = [p.teacher for p in parts]
+    teacher = None
+    if all(x is not None for x in t):
+        teacher = TeacherOutputs(
+            torch.cat([x.logits for x in t]),
+            {k: torch.cat([x.hidden[k] for x in t]) for k in t[0].hidden},
+            {k: torch.cat([x.attentions[k] for x in t]) for k in t[0].attentions},
+        )
+    return TrainData(
+        *(
+            torch.cat([getattr(p, f) for p in parts])
+            for f in ("input_ids", "attention_mask", "token_type_ids", "labels")
+        ),
+        teacher=teacher,
+    )
+
+
+def distill_student(
+    task: TextTask,
+    teacher: Teacher,
+    pipeline: Pipeline,
+    *,
+    report: Reporter | None = None,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+    device: str | None = None,
+    measure_latency: bool = True,
+    outputs: TeacherOutputs | None = None,
+) -> DistillResult:
+    """Build the pipeline's student, train it against the (cached) teacher outputs, measure it.
+
+    ``outputs``: teacher outputs already computed for ``task.train`` at this ``max_length`` (a search
+    computes them once per job and shares them with every trial); they must hold the layers it needs.
+    """
+    tr = pipeline.training
+    label_map = torch.tensor(check_label_compatibility(task, teacher.labels, len(teacher.labels)))
+    wants_attn = pipeline.intermediate.name != "none" and pipeline.intermediate.features != "hidden"
+    student, init = build_student(pipeline.student, teacher.model, eager=wants_attn, seed=tr.seed)
+    criterion = DistillLoss(pipeline, student, teacher.model.config)
+
+    tok = teacher.tokenizer
+    parts = [encode_fixed(task.train, tok, tr.max_length, label_map)]
+    aug = pipeline.augmentation
+    if aug.copies:
+        ctx = AugmentContext(tokenizer=tok, embeddings=teacher.model.get_input_embeddings().weight.detach())
+        for copy in augment_examples(task.train, aug, ctx, seed=tr.seed):
+            parts.append(encode_fixed(copy, tok, tr.max_length, label_map))
+    if criterion.uses_teacher:
+        parts = [
+            _with_teacher(
+                p,
+                teacher,
+                criterion,
+                cache_dir,
+                progress,
+                "teacher outputs" + (f" (copy {i})" if i else ""),
+                shared=outputs if i == 0 else None,
+            )
+            for i, p in enumerate(parts)
+        ]
+    train = _concat(parts)
+    val = encode_fixed(task.validation, tok, tr.max_length, label_map)
+
+    result = train_model(
+        student,
+        train,
+        val,
+        pipeline,
+        criterion=criterion,
+        report=report,
+        progress=progress,
+        device=device,
+        desc=f"student {pipeline.student.layers}x{pipeline.student.hidden}",
+    )
+    latency = cpu_latency_ms(student, seq_len=tr.max_length) if measure_latency else float("nan")
+    return DistillResult(student, pipeline, result, count_params(student), latency, init)

@@ -1,0 +1,34 @@
+"""``trg``: token relationship graph distillation (token–token cosine-similarity graphs)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from distill.objectives.base import OBJECTIVES, Objective
+from distill.objectives.hidden_mse import pair_mask
+
+
+@OBJECTIVES.register("trg", "Token relationship graph: match per-example token cosine-similarity graphs")
+class TRGObjective(Objective):
+    """Token relationship graph. Per example ``b`` the graph is ``G_b[p, q] = cos(x_bp, x_bq)`` over its
+    tokens; student and teacher graphs are ``T × T`` whatever the widths, so no projection is needed::
+
+        L = Σ_{b,p,q} m_bp m_bq (G^s_b[p,q] − G^t_b[p,q])² / Σ_{b,p,q} m_bp m_bq
+
+    (mean squared difference over all real token pairs of the batch). This keeps only the dense
+    similarity-graph part of TRG-style methods: no graph sparsification and no node-level term.
+    """
+
+    supports: ClassVar[frozenset[str]] = frozenset({"hidden"})
+    defaults: ClassVar[dict[str, float]] = {}
+
+    def pair_loss(self, s: Tensor, t: Tensor, mask: Tensor, s_layer: int) -> Tensor:
+        s_hat = F.normalize(s.float(), dim=-1, eps=1e-8)
+        t_hat = F.normalize(t.float(), dim=-1, eps=1e-8)
+        g_s = s_hat @ s_hat.transpose(1, 2)
+        g_t = t_hat @ t_hat.transpose(1, 2)
+        pm = pair_mask(mask)[:, 0]
+        return ((g_s - g_t).pow(2) * pm).sum() / pm.sum().clamp_min(1.0)

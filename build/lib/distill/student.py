@@ -1,0 +1,169 @@
+"""Students: BERT-style encoders built from a ``StudentArch`` that share the teacher's tokenizer."""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from transformers import BertConfig, BertForSequenceClassification, PreTrainedModel
+
+from distill.pipeline import StudentArch
+
+_LAYER = re.compile(r"\.layer\.(\d+)\.")
+
+
+def student_config(arch: StudentArch, teacher: PreTrainedModel, *, eager: bool = False) -> BertConfig:
+    """A BERT config for ``arch`` with the teacher's vocabulary, positions and labels."""
+    t = teacher.config
+    cfg = BertConfig(
+        vocab_size=t.vocab_size,
+        hidden_size=arch.hidden,
+        num_hidden_layers=arch.layers,
+        num_attention_heads=arch.heads,
+        intermediate_size=arch.ffn,
+        max_position_embeddings=t.max_position_embeddings,
+        type_vocab_size=getattr(t, "type_vocab_size", 2),
+        pad_token_id=t.pad_token_id,
+        num_labels=t.num_labels,
+        id2label=dict(t.id2label),
+        label2id=dict(t.label2id),
+    )
+    cfg._attn_implementation = "eager" if eager else "sdpa"
+    return cfg
+
+
+def teacher_layer_for(student_layer: int, n_student: int, n_teacher: int) -> int:
+    """Evenly spaced teacher layer a student layer copies (DistilBERT takes every other layer)."""
+    if n_student >= n_teacher:
+        return min(student_layer, n_teacher - 1)
+    step = n_teacher / n_student
+    return min(n_teacher - 1, round((student_layer + 1) * step) - 1)
+
+
+@dataclass(frozen=True)
+class InitReport:
+    copied: int  # parameter tensors copied from the teacher
+    total: int
+    projected: int = 0  # embedding tables projected onto the teacher's principal directions
+
+    def __str__(self) -> str:
+        return f"{self.copied}/{self.total} tensors copied, {self.projected} projected from the teacher"
+
+
+def principal_directions(embeddings: Tensor, k: int) -> Tensor:
+    """``(H, k)``: the top-``k`` principal directions of the rows of ``embeddings`` ``(V, H)``."""
+    centered = embeddings - embeddings.mean(0)
+    _, _, vh = torch.linalg.svd(centered, full_matrices=False)
+    return vh[:k].T
+
+
+def init_from_teacher(student: PreTrainedModel, teacher: PreTrainedModel) -> InitReport:
+    """Copy every teacher tensor whose (layer-remapped) name and shape match; leave the rest random.
+
+    A narrower student's embedding tables (word, position, token type) are the teacher's projected onto
+    the top principal directions of its word embeddings, so even a narrow student starts with a lexicon.
+    """
+    n_s, n_t = student.config.num_hidden_layers, teacher.config.num_hidden_layers
+    t_state = dict(teacher.named_parameters())
+    copied, projected, total = 0, 0, 0
+    basis: Tensor | None = None
+    with torch.no_grad():
+        for name, param in student.named_parameters():
+            total += 1
+            src = _LAYER.sub(lambda m: f".layer.{teacher_layer_for(int(m[1]), n_s, n_t)}.", name)
+            tensor = t_state.get(src)
+            if tensor is None:
+                continue
+            if tensor.shape == param.shape:
+                param.copy_(tensor)
+                copied += 1
+            elif (
+                _is_embedding_table(name)
+                and tensor.shape[0] == param.shape[0]
+                and param.shape[1] < tensor.shape[1]
+            ):
+                if basis is None:
+                    words = teacher.get_input_embeddings().weight.detach().float()
+                    basis = principal_directions(words, student.config.hidden_size)
+                param.copy_(tensor.float() @ basis)
+                projected += 1
+    return InitReport(copied, total, projected)
+
+
+def _is_embedding_table(name: str) -> bool:
+    return name.endswith("_embeddings.weight")
+
+
+def build_student(
+    arch: StudentArch, teacher: PreTrainedModel, *, eager: bool = False, seed: int = 0
+) -> tuple[BertForSequenceClassification, InitReport]:
+    """A fresh student for ``arch``, copying teacher tensors where ``arch.init`` asks and shapes allow."""
+    torch.manual_seed(seed)
+    student = BertForSequenceClassification(student_config(arch, teacher, eager=eager))
+    report = init_from_teacher(student, teacher) if arch.init == "teacher-layers" else InitReport(0, 0)
+    return student, report
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def estimate_params(arch: StudentArch, teacher: PreTrainedModel) -> int:
+    """Parameters of the student ``arch`` would build, without allocating it."""
+    with torch.device("meta"):
+        return count_params(BertForSequenceClassification(student_config(arch, teacher)))
+
+
+@torch.no_grad()
+def cpu_latency_ms(model: PreTrainedModel, seq_len: int = 64, batch: int = 1, runs: int = 20) -> float:
+    """Median CPU latency (ms) of one forward pass on a ``batch × seq_len`` input, after warm-up."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.to("cpu").eval()
+    ids = torch.randint(1000, 2000, (batch, seq_len))
+    mask = torch.ones_like(ids)
+    for _ in range(3):
+        model(input_ids=ids, attention_mask=mask)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        model(input_ids=ids, attention_mask=mask)
+        times.append((time.perf_counter() - t0) * 1000)
+    model.to(device).train(was_training)
+    return statistics.median(times)
+
+
+@dataclass
+class ForwardOut:
+    logits: Tensor
+    pooled: Tensor
+    hidden_states: tuple[Tensor, ...] | None
+    attentions: tuple[Tensor, ...] | None
+
+
+def forward_features(
+    model: PreTrainedModel,
+    *,
+    attention_mask: Tensor,
+    input_ids: Tensor | None = None,
+    inputs_embeds: Tensor | None = None,
+    token_type_ids: Tensor | None = None,
+    hidden: bool = False,
+    attentions: bool = False,
+) -> ForwardOut:
+    """Run a BERT-style classifier, returning logits plus the pooled feature its classifier reads."""
+    out = model.base_model(
+        input_ids=input_ids,
+        inputs_embeds=inputs_embeds,
+        attention_mask=attention_mask,
+        token_type_ids=token_type_ids,
+        output_hidden_states=hidden,
+        output_attentions=attentions,
+    )
+    pooled = out.pooler_output if out.pooler_output is not None else out.last_hidden_state[:, 0]
+    logits = model.classifier(model.dropout(pooled))
+    return ForwardOut(logits, pooled, out.hidden_states, out.attentions)

@@ -1,0 +1,228 @@
+"""The training loop every trial runs: AdamW with warm-up, the pipeline's losses, per-epoch validation.
+
+``train_model`` trains any BERT-style sequence classifier (a student, or a base encoder being fine-tuned
+into a teacher) on encoded data, reading teacher outputs from the cache rather than running the teacher.
+After each epoch it calls ``report(metrics)``; a truthy return stops training (how the search prunes).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import f1_score
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel, get_linear_schedule_with_warmup
+
+from distill.augment import draw_mixup, mix
+from distill.encoding import TrainData
+from distill.intermediate import IntermediateLoss
+from distill.losses import LogitInputs, LossContext, build_loss
+from distill.objectives import ObjectiveContext
+from distill.pipeline import Pipeline
+from distill.student import forward_features
+from distill.teacher_outputs import TeacherOutputs
+
+Reporter = Callable[[dict[str, float]], bool | None]
+
+
+@dataclass
+class TrainResult:
+    history: list[dict[str, float]] = field(default_factory=list)
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+    @property
+    def final(self) -> dict[str, float]:
+        return self.history[-1] if self.history else {}
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+@torch.no_grad()
+def evaluate(model: PreTrainedModel, data: TrainData, batch_size: int = 128) -> dict[str, float]:
+    """Accuracy and macro-F1 on ``data``."""
+    model.eval()
+    device = next(model.parameters()).device
+    preds = []
+    for start in range(0, len(data), batch_size):
+        sl = slice(start, start + batch_size)
+        length = int(data.attention_mask[sl].sum(1).max())
+        logits = model(
+            input_ids=data.input_ids[sl, :length].to(device),
+            attention_mask=data.attention_mask[sl, :length].to(device),
+            token_type_ids=data.token_type_ids[sl, :length].to(device),
+        ).logits
+        preds.append(logits.argmax(-1).cpu())
+    pred = torch.cat(preds).numpy()
+    gold = data.labels.numpy()
+    return {
+        "accuracy": float((pred == gold).mean()),
+        "macro_f1": float(f1_score(gold, pred, average="macro", zero_division=0)),
+    }
+
+
+class DistillLoss(nn.Module):
+    """hard_weight·CE + kd_weight·output loss + weight·intermediate objective, for one pipeline."""
+
+    def __init__(self, pipeline: Pipeline, student: PreTrainedModel, teacher_cfg: object | None) -> None:
+        super().__init__()
+        self.spec = pipeline
+        s = student.config
+        self.kd = build_loss(pipeline.loss, LossContext(s.num_labels, s.hidden_size))
+        self.inter: IntermediateLoss | None = None
+        if pipeline.intermediate.name != "none":
+            if teacher_cfg is None:
+                raise ValueError("an intermediate objective needs a teacher")
+            t = teacher_cfg
+            ctx = ObjectiveContext(
+                s.num_hidden_layers,
+                t.num_hidden_layers,
+                s.hidden_size,
+                t.hidden_size,
+                s.num_attention_heads,
+                t.num_attention_heads,
+            )
+            self.inter = IntermediateLoss(pipeline.intermediate, ctx)
+
+    @property
+    def uses_teacher(self) -> bool:
+        return (self.kd.uses_teacher and self.spec.loss.kd_weight > 0) or self.inter is not None
+
+    @property
+    def needs_hidden(self) -> bool:
+        return self.inter is not None and bool(self.inter.teacher_hidden_layers)
+
+    @property
+    def needs_attentions(self) -> bool:
+        return self.inter is not None and bool(self.inter.teacher_attention_layers)
+
+    def forward(
+        self, out, targets: Tensor, labels: Tensor, teacher: TeacherOutputs | None, mask: Tensor
+    ) -> Tensor:
+        spec = self.spec
+        loss = spec.loss.hard_weight * -(targets * F.log_softmax(out.logits, -1)).sum(-1).mean()
+        if teacher is None:
+            return loss
+        if spec.loss.kd_weight > 0 and self.kd.uses_teacher:
+            x = LogitInputs(out.logits, teacher.logits, labels, out.pooled)
+            loss = loss + spec.loss.kd_weight * self.kd(x)
+        if self.inter is not None:
+            inter = self.inter(out.hidden_states, teacher.hidden, out.attentions, teacher.attentions, mask)
+            loss = loss + spec.intermediate.weight * inter
+        return loss
+
+
+def train_model(
+    model: PreTrainedModel,
+    train: TrainData,
+    val: TrainData,
+    pipeline: Pipeline,
+    *,
+    teacher_cfg: object | None = None,
+    criterion: DistillLoss | None = None,
+    report: Reporter | None = None,
+    progress: bool = True,
+    desc: str = "train",
+    device: str | None = None,
+) -> TrainResult:
+    """Train ``model`` with ``pipeline`` on ``train``; validate each epoch on ``val``."""
+    tr = pipeline.training
+    torch.manual_seed(tr.seed)
+    gen = torch.Generator().manual_seed(tr.seed)
+    dev = pick_device(device)
+    model.to(dev)
+    criterion = (criterion or DistillLoss(pipeline, model, teacher_cfg)).to(dev)
+    if criterion.uses_teacher and train.teacher is None:
+        raise ValueError(f"pipeline loss {pipeline.loss.name} needs teacher outputs")
+    params = [p for p in [*model.parameters(), *criterion.parameters()] if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": tr.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=tr.lr,
+    )
+    steps_per_epoch = -(-len(train) // tr.batch_size)
+    total = steps_per_epoch * tr.epochs
+    sched = get_linear_schedule_with_warmup(opt, int(tr.warmup * total), total)
+    num_labels = model.config.num_labels
+    alpha = pipeline.augmentation.mixup
+    result = TrainResult()
+    t_start = time.perf_counter()
+    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
+    for epoch in range(1, tr.epochs + 1):
+        model.train()
+        t_epoch = time.perf_counter()
+        order = torch.randperm(len(train), generator=gen)
+        running = 0.0
+        for step in range(steps_per_epoch):
+            idx = order[step * tr.batch_size : (step + 1) * tr.batch_size]
+            mask = train.attention_mask[idx]
+            length = int(mask.sum(1).max())
+            mask = mask[:, :length].to(dev)
+            ids = train.input_ids[idx, :length].to(dev)
+            tti = train.token_type_ids[idx, :length].to(dev)
+            labels = train.labels[idx].to(dev)
+            targets = F.one_hot(labels, num_labels).float()
+            teacher = train.teacher.select(idx, length) if criterion.uses_teacher else None
+            if teacher is not None:
+                teacher = _to(teacher, dev)
+            fwd = {"input_ids": ids}
+            if alpha > 0 and teacher is not None:
+                embeds = model.base_model.embeddings.word_embeddings(ids)
+                perm, lam = draw_mixup(len(idx), alpha, gen)
+                perm = perm.to(dev)
+                fwd = {"inputs_embeds": mix(embeds, perm, lam)}
+                mask = torch.maximum(mask, mask[perm])
+                tti = torch.maximum(tti, tti[perm])
+                teacher = teacher.mixed(perm, lam)
+                targets = mix(targets, perm, lam)
+                labels = targets.argmax(-1)
+            out = forward_features(
+                model,
+                **fwd,
+                attention_mask=mask,
+                token_type_ids=tti,
+                hidden=criterion.needs_hidden,
+                attentions=criterion.needs_attentions,
+            )
+            loss = criterion(out, targets, labels, teacher, mask)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            running += loss.item()
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{running / (step + 1):.4f}")
+        metrics = {
+            "epoch": epoch,
+            **evaluate(model, val),
+            "train_loss": running / steps_per_epoch,
+            "seconds": time.perf_counter() - t_epoch,
+        }
+        result.history.append(metrics)
+        bar.set_postfix(epoch=epoch, acc=f"{metrics['accuracy']:.4f}")
+        if report is not None and report(metrics):
+            result.stopped_early = epoch < tr.epochs
+            break
+    bar.close()
+    result.seconds = time.perf_counter() - t_start
+    model.eval()
+    return result
+
+
+def _to(t: TeacherOutputs, dev: torch.device) -> TeacherOutputs:
+    if dev.type == "cpu":
+        return t
+    return TeacherOutputs(
+        t.logits.to(dev),
+        {k: v.to(dev) for k, v in t.hidden.items()},
+        {k: v.to(dev) for k, v in t.attentions.items()},
+    )

@@ -1,0 +1,1 @@
+"""Server-rendered dashboard: inline SVG plots and pipeline-importance analysis."""

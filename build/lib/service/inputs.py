@@ -1,0 +1,198 @@
+"""Registering what clients bring — datasets and teachers — validated and profiled before anything is stored.
+
+Every function here either stores a complete entry (files under the data folder, then the DB row) or raises
+an :class:`~service.uploads.UploadError` / ``DataError`` / ``ModelError`` and leaves nothing behind. A
+server-side path must lie under ``Settings.allowed_roots``; uploads live under ``Settings.uploads``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from distill.assets import minilm_dir
+from distill.data import BUILTINS, FILE_SUFFIXES, DataError, TextTask, check_label_compatibility, load_subset
+from distill.hf import load_classifier
+from distill.profile import dataset_profile
+from distill.student import count_params
+from distill.teacher import load_teacher
+from service.schemas import DatasetIn, TeacherIn
+from service.uploads import guard_path, safe_extract, save_upload
+from store import Dataset, Db, TeacherEntry, add_entry
+from store.models import new_id
+from store.settings import Settings
+from store.spec import DatasetRef, TeacherRef
+
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+EXAMPLES_SHOWN = 3
+
+
+def clean_name(text: str | None, fallback: str) -> str:
+    """A display name from user text (a file name, a path): printable, at most 200 characters."""
+    name = "".join(ch for ch in (text or "") if ch.isprintable()).strip()[:200]
+    return name or fallback
+
+
+def _is_local(source: str) -> bool:
+    """A server-side path, as opposed to a Hub name (``org/name`` or a bare name)."""
+    return source.startswith(("/", ".", "~")) or Path(source).suffix.lower() in FILE_SUFFIXES
+
+
+def _profile(task: TextTask) -> dict[str, Any]:
+    return {
+        **dataset_profile(task),
+        "examples": [
+            {"text": ex.text[:300], "label": task.labels[ex.label]} for ex in task.train[:EXAMPLES_SHOWN]
+        ],
+    }
+
+
+def _load(ref: DatasetRef) -> TextTask:
+    task = load_subset(**ref.model_dump())
+    if task.num_labels < 2:
+        raise DataError(f"the dataset has a single class ({task.labels[0]}): a classifier needs at least two")
+    if len(task.train) < 2 or not task.validation:
+        raise DataError(
+            f"too few examples: {len(task.train)} for training and {len(task.validation)} for validation"
+        )
+    return task
+
+
+def register_dataset(db: Db, settings: Settings, body: DatasetIn, owner: str | None) -> Dataset:
+    """A built-in, Hub or server-side-path dataset: load it once (validation) and store its profile."""
+    ref = DatasetRef.model_validate(body.model_dump(exclude={"name"}))
+    if ref.source in BUILTINS:
+        kind = "builtin"
+    elif _is_local(ref.source):
+        kind = "path"
+        ref = ref.model_copy(update={"source": str(guard_path(ref.source, settings.allowed_roots))})
+    else:
+        kind = "hub"
+    task = _load(ref)
+    name = body.name or clean_name(task.name, "dataset")
+    return add_entry(
+        db, Dataset, owner=owner, name=name, kind=kind, ref=ref.model_dump(), profile=_profile(task)
+    )
+
+
+async def receive_upload(settings: Settings, what: str, upload: Any, filename: str) -> tuple[str, Path]:
+    """Stream ``upload`` to ``uploads/<what>/<new id>/<filename>`` (a name the server chose, never the
+    client's) under the size limit; returns (id, file). On failure nothing is left behind."""
+    entry_id = new_id()
+    dest = settings.uploads / what / entry_id / filename
+    with _removed_on_error(dest.parent):
+        dest.parent.mkdir(parents=True)
+        await save_upload(upload, dest, settings.max_upload_bytes)
+    return entry_id, dest
+
+
+@contextmanager
+def _removed_on_error(folder: Path) -> Iterator[None]:
+    """Delete ``folder`` if the block fails: a refused upload leaves no files."""
+    try:
+        yield
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def register_uploaded_dataset(
+    db: Db,
+    settings: Settings,
+    entry_id: str,
+    file: Path,
+    ref: DatasetRef,
+    name: str | None,
+    owner: str | None,
+) -> Dataset:
+    """``file`` was saved under ``uploads/datasets/<entry_id>/``; validate it, or remove the folder."""
+    with _removed_on_error(file.parent):
+        ref = ref.model_copy(update={"source": str(file)})
+        task = _load(ref)
+        return add_entry(
+            db,
+            Dataset,
+            owner=owner,
+            name=clean_name(name, "upload"),
+            kind="upload",
+            ref=ref.model_dump(),
+            profile=_profile(task),
+            size=file.stat().st_size,
+            entry_id=entry_id,
+        )
+
+
+def _teacher_profile(source: str | Path) -> dict[str, Any]:
+    teacher = load_teacher(source)
+    return {**teacher.describe(), "num_labels": len(teacher.labels), "fine_tuned": True}
+
+
+def _base_profile(source: str | Path) -> dict[str, Any]:
+    model = load_classifier(source)
+    cfg = model.config
+    return {
+        "source": str(source),
+        "model_type": cfg.model_type,
+        "layers": cfg.num_hidden_layers,
+        "hidden": cfg.hidden_size,
+        "heads": cfg.num_attention_heads,
+        "params": count_params(model),
+        "labels": None,
+        "num_labels": None,
+        "fine_tuned": False,
+    }
+
+
+def register_teacher(db: Db, settings: Settings, body: TeacherIn, owner: str | None) -> TeacherEntry:
+    """A fine-tuned teacher by path/Hub id, or a base encoder to fine-tune per job: load it (validation)."""
+    ref = TeacherRef.model_validate(body.model_dump(exclude={"name"}))
+    source = ref.path or ref.base or ""
+    if ref.base == "minilm":
+        kind, profile = "base", _base_profile(minilm_dir())
+    else:
+        if _is_local(source):
+            source = str(guard_path(source, settings.allowed_roots))  # loading below checks the folder
+            kind = "path" if ref.path else "base"
+        else:
+            kind = "hub" if ref.path else "base"
+        ref = ref.model_copy(update={"path": source} if ref.path else {"base": source})
+        profile = _teacher_profile(source) if ref.path else _base_profile(source)
+    name = body.name or clean_name(Path(source).name or source, "teacher")
+    return add_entry(
+        db, TeacherEntry, owner=owner, name=name, kind=kind, ref=ref.model_dump(), profile=profile
+    )
+
+
+def register_uploaded_teacher(
+    db: Db, settings: Settings, entry_id: str, archive: Path, name: str | None, owner: str | None
+) -> TeacherEntry:
+    """``archive`` was saved under ``uploads/teachers/<entry_id>/``: extract it safely, load, profile."""
+    with _removed_on_error(archive.parent):
+        model_dir = safe_extract(archive, archive.parent / "model", max_bytes=4 * settings.max_upload_bytes)
+        archive.unlink()
+        profile = _teacher_profile(model_dir)  # loading checks the folder (safetensors, no remote code)
+        size = sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file())
+        ref = TeacherRef(path=str(model_dir))
+        return add_entry(
+            db,
+            TeacherEntry,
+            owner=owner,
+            name=clean_name(name, "teacher"),
+            kind="upload",
+            ref=ref.model_dump(),
+            profile=profile,
+            size=size,
+            entry_id=entry_id,
+        )
+
+
+def check_pair(dataset: Dataset, teacher: TeacherEntry) -> None:
+    """Refuse a fine-tuned teacher whose labels cannot serve the dataset (a ``DataError`` says why)."""
+    prof = teacher.profile
+    if not prof.get("fine_tuned"):
+        return  # a base encoder gets the dataset's labels when it is fine-tuned
+    labels = list(dataset.profile.get("labels") or [])
+    check_label_compatibility(TextTask(dataset.name, labels, [], []), prof.get("labels"), prof["num_labels"])
