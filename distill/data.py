@@ -30,7 +30,6 @@ import pandas as pd
 import torch
 
 from distill.tables import (
-    FILE_SUFFIXES,
     TEST_SPLITS,
     TRAIN_SPLITS,
     VAL_SPLITS,
@@ -39,12 +38,9 @@ from distill.tables import (
     builtin_task,
     check_columns,
     column_texts,
-    dataset_parts,
-    expand_path,
     label_names,
-    looks_like_path,
     raw_labels,
-    read_table,
+    read_source,
 )
 
 BUILTINS = ("rotten_tomatoes", "bbc_news")
@@ -171,52 +167,7 @@ def load_task(
         train, val = _stratified_split(examples, validation_fraction, seed)
         return TextTask(name or source, labels, train, val, is_pair=False, meta={"source": source})
 
-    path = expand_path(source)
-    class_names: dict[str, list[str]] = {}
-    val_df: pd.DataFrame | None
-    try:
-        is_dir, is_file = path.is_dir(), path.is_file()
-    except (OSError, ValueError) as e:  # a name too long for the file system, a NUL byte
-        raise DataError(f"`{source[:200]}` is not a usable file name: {e}") from None
-    if is_dir:
-        import datasets
-
-        if not any((path / f).exists() for f in ("dataset_info.json", "dataset_dict.json", "state.json")):
-            raise DataError(
-                f"{path} is a folder but not a `datasets.save_to_disk` folder "
-                f"(no dataset_info.json or dataset_dict.json)"
-            )
-        try:
-            ds = datasets.load_from_disk(str(path))
-        except Exception as e:
-            raise DataError(f"could not load the saved dataset at {path}: {e}") from None
-        where = str(path)
-        train_df, val_df, class_names = dataset_parts(ds, where)
-    elif is_file:
-        if path.suffix.lower() not in FILE_SUFFIXES:
-            raise DataError(
-                f"unsupported file extension `{path.suffix or '(none)'}` for {path} "
-                f"(supported: {', '.join(FILE_SUFFIXES)})"
-            )
-        train_df, val_df = read_table(path), None
-        where = str(path)
-    elif looks_like_path(source):
-        raise DataError(f"file not found: {path}")
-    else:
-        import datasets
-
-        try:
-            ds = datasets.load_dataset(source, hub_config)
-        except Exception as e:
-            what = source + (f" ({hub_config})" if hub_config else "")
-            msg = (
-                f"could not load Hub dataset `{what}` (no network?; no local file or folder of that name "
-                f"either): {type(e).__name__}: {e}"
-            )
-            raise DataError(msg) from None
-        where = f"Hub dataset `{source}`"
-        train_df, val_df, class_names = dataset_parts(ds, where)
-
+    path, (train_df, val_df), class_names, where = read_source(source, hub_config)
     return _build(
         name or (path.stem if path.exists() else source),
         (train_df, val_df),

@@ -1,1 +1,0 @@
-"""Alembic migrations of the trial database (installed as a package, so a non-editable install migrates)."""

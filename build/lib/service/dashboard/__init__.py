@@ -1,1 +1,0 @@
-"""Server-rendered dashboard: inline SVG plots and pipeline-importance analysis."""

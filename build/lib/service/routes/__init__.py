@@ -1,1 +1,0 @@
-"""The API's routes, one module per resource. Routes stay thin: schemas validate, ``store`` queries."""
