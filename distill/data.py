@@ -49,12 +49,14 @@ _DEFAULT_LABEL = re.compile(r"^LABEL_\d+$")
 
 @dataclass
 class TextTask:
-    """A classification task: label names (id → name) and its train / validation examples."""
+    """A classification task: label names (id → name) and its train / validation / test examples. The search
+    selects on ``validation``; ``test`` (may be empty) is held out for one final measurement."""
 
     name: str
     labels: list[str]
     train: list[Example]
     validation: list[Example]
+    test: list[Example] = field(default_factory=list)
     is_pair: bool = False
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -66,7 +68,8 @@ class TextTask:
         """Stable short hash of the content (labels, pair flag, examples); the name is not part of it."""
         h = hashlib.sha256()
         h.update(json.dumps({"labels": self.labels, "is_pair": self.is_pair}).encode())
-        for split, examples in (("train", self.train), ("validation", self.validation)):
+        splits = [("train", self.train), ("validation", self.validation)]
+        for split, examples in splits + ([("test", self.test)] if self.test else []):
             h.update(f"\x00{split}\x00".encode())
             for ex in examples:
                 h.update(json.dumps([ex.label, ex.text, ex.text_pair], ensure_ascii=False).encode())
@@ -89,6 +92,7 @@ class TextTask:
             labels=list(self.labels),
             train=pick(self.train, n_train),
             validation=pick(self.validation, n_val),
+            test=list(self.test),
             is_pair=self.is_pair,
             meta=dict(self.meta),
         )
@@ -118,13 +122,13 @@ def _stratified_pick(labels: Sequence[int], n: int, rng: random.Random) -> list[
 
 
 def _stratified_split(
-    examples: list[Example], fraction: float, seed: int
+    examples: list[Example], fraction: float, seed: int, what: str = "validation"
 ) -> tuple[list[Example], list[Example]]:
     if not 0 < fraction < 1:
-        raise DataError(f"validation_fraction must be between 0 and 1 (exclusive), got {fraction}")
+        raise DataError(f"{what}_fraction must be between 0 and 1 (exclusive), got {fraction}")
     n_val = max(1, round(len(examples) * fraction))
     if n_val >= len(examples):
-        raise DataError(f"too few rows ({len(examples)}) to hold out a validation split")
+        raise DataError(f"too few rows ({len(examples)}) to hold out a {what} split")
     val_idx = set(_stratified_pick([e.label for e in examples], n_val, random.Random(seed)))
     train = [e for i, e in enumerate(examples) if i not in val_idx]
     val = [e for i, e in enumerate(examples) if i in val_idx]
@@ -153,81 +157,128 @@ def load_task(
     split_column: str | None = None,
     hub_config: str | None = None,
     name: str | None = None,
+    test_fraction: float = 0.0,
+    validation_source: str | None = None,
+    test_source: str | None = None,
+    shown_as: dict[str, str] | None = None,
 ) -> TextTask:
     """Load a classification task from a built-in name, a file, a ``save_to_disk`` folder or the Hub.
 
     The data's own split is used when it has one (a ``DatasetDict`` with ``train`` and ``validation``
     (or ``test``), or ``split_column`` with values ``train`` / ``validation`` (``valid``, ``val``,
     ``dev``) or ``test``); otherwise ``validation_fraction`` of the rows is held out, stratified by
-    label and seeded. Column arguments are ignored for built-ins.
+    label and seeded. ``validation_source`` / ``test_source``: separate files with the same columns. A test
+    split not given is ``test_fraction`` of the rows (0: none), held out first, stratified and seeded.
+    ``shown_as``: source → the name errors show (a user's file name rather than a server path). Column
+    arguments are ignored for built-ins. ``meta["split"]`` records how the splits were made.
     """
     source = str(source)
     if source in BUILTINS:
         labels, examples = builtin_task(source)
-        train, val = _stratified_split(examples, validation_fraction, seed)
-        return TextTask(name or source, labels, train, val, is_pair=False, meta={"source": source})
+        parts = _held_out({"train": examples}, validation_fraction, test_fraction, seed)
+        return TextTask(
+            name or source, labels, parts["train"], parts["validation"], parts.get("test", []),
+            meta={"source": source, "split": _split_record(parts, "seeded stratified fractions", seed)},
+        )  # fmt: skip
 
-    path, (train_df, val_df), class_names, where = read_source(source, hub_config)
+    shown = shown_as or {}
+    path, (train_df, val_df), class_names, where = read_source(source, hub_config, shown.get(source))
+    frames: dict[str, pd.DataFrame] = {"train": train_df}
+    if val_df is not None:
+        frames["validation"] = val_df
+    for split, extra in (("validation", validation_source), ("test", test_source)):
+        if extra is not None:
+            frames[split] = read_source(str(extra), hub_config, shown.get(str(extra)))[1][0]
     return _build(
         name or (path.stem if path.exists() else source),
-        (train_df, val_df),
+        frames,
         where,
         text_column=text_column,
         text_pair_column=text_pair_column,
         label_column=label_column,
         class_names=class_names.get(label_column),
-        validation_fraction=validation_fraction,
+        fractions=(validation_fraction, test_fraction),
         seed=seed,
         split_column=split_column,
         source=source,
     )
 
 
-def _split_values(df: pd.DataFrame, col: str, where: str) -> tuple[list[bool], list[bool]]:
-    """Train / validation row masks from a split column (validation falls back to test rows)."""
+def _held_out(
+    parts: dict[str, list[Example]], validation_fraction: float, test_fraction: float, seed: int
+) -> dict[str, list[Example]]:
+    """Fill the missing held-out splits from ``train``: the test split first (``test_fraction`` of the
+    rows), then the validation split (``validation_fraction`` of the rows), each stratified and seeded."""
+    vf, tf = validation_fraction, test_fraction
+    if not 0 < vf < 1 or not 0 <= tf < 1 or vf + tf >= 1:
+        raise DataError(
+            f"validation_fraction ({validation_fraction}) must be in (0, 1), test_fraction ({test_fraction}) "
+            "in [0, 1), and their sum below 1"
+        )
+    out = dict(parts)
+    n = len(out["train"])
+    if "test" not in out and test_fraction > 0:
+        out["train"], out["test"] = _stratified_split(out["train"], test_fraction, seed + 1, "test")
+    if "validation" not in out:
+        frac = min(0.99, validation_fraction * n / max(1, len(out["train"])))
+        out["train"], out["validation"] = _stratified_split(out["train"], frac, seed)
+    return out
+
+
+def _split_record(parts: dict[str, list[Example]], how: str, seed: int) -> dict[str, Any]:
+    """How the splits were made and their sizes (a job stores it with the dataset profile)."""
+    return {"how": how, "seed": seed, **{k: len(v) for k, v in parts.items()}}
+
+
+def _split_values(df: pd.DataFrame, col: str, where: str) -> dict[str, list[bool]]:
+    """Row masks per split from a split column: train, validation and test when both held-out kinds are
+    there; with only test rows (and no validation rows), those are the validation split."""
     values = df[col].astype(str).str.strip().str.lower().tolist()
     unknown = sorted(set(values) - {*TRAIN_SPLITS, *VAL_SPLITS, *TEST_SPLITS})
     if unknown:
         raise DataError(
             f"{where}: split column `{col}` has unknown values {unknown} (expected train / validation / test)"
         )
-    val_names = VAL_SPLITS if any(v in VAL_SPLITS for v in values) else TEST_SPLITS
-    is_train = [v in TRAIN_SPLITS for v in values]
-    is_val = [v in val_names for v in values]
-    if not any(is_train) or not any(is_val):
+    masks = {
+        "train": [v in TRAIN_SPLITS for v in values],
+        "validation": [v in VAL_SPLITS for v in values],
+        "test": [v in TEST_SPLITS for v in values],
+    }
+    if not any(masks["validation"]):
+        masks["validation"] = masks.pop("test")
+    elif not any(masks["test"]):
+        del masks["test"]
+    if not any(masks["train"]) or not any(masks["validation"]):
         raise DataError(f"{where}: split column `{col}` needs both train and validation/test rows")
-    return is_train, is_val
+    return masks
 
 
 def _build(
     name: str,
-    parts: tuple[pd.DataFrame, pd.DataFrame | None],
+    frames: dict[str, pd.DataFrame],
     where: str,
     *,
     text_column: str,
     text_pair_column: str | None,
     label_column: str,
     class_names: list[str] | None,
-    validation_fraction: float,
+    fractions: tuple[float, float],
     seed: int,
     split_column: str | None,
     source: str,
 ) -> TextTask:
-    train_df, val_df = parts
+    """Examples per split from the source's frames (validated row by row, one label mapping for all), then
+    the held-out splits the frames lack (split column, else seeded stratified fractions)."""
     wanted = {"text": text_column, "text-pair": text_pair_column, "label": label_column}
-    if split_column is not None and val_df is None:
+    if split_column is not None and len(frames) == 1:
         wanted["split"] = split_column
-    named = [("train", train_df)] if val_df is None else [("train", train_df), ("validation", val_df)]
-    for split, df in named:
-        label = where if val_df is None else f"{where} [{split}]"
+    columns: dict[str, tuple[list[str], list[str] | None, list[Any]]] = {}
+    for split, df in frames.items():
+        label = where if len(frames) == 1 else f"{where} [{split}]"
         if len(df) == 0:
             raise DataError(f"{label} parses to zero rows")
         check_columns(df, label, wanted)
-
-    # Validate every row against its position in the source (before any split by column).
-    columns: dict[str, tuple[list[str], list[str] | None, list[Any]]] = {}
-    for split, df in named:
-        label = where if val_df is None else f"{where} [{split}]"
+        # Validate every row against its position in the source (before any split by column).
         texts = column_texts(df, text_column, label)
         pairs = column_texts(df, text_pair_column, label) if text_pair_column else None
         columns[split] = (texts, pairs, raw_labels(df, label_column, label, class_names))
@@ -240,16 +291,19 @@ def _build(
         ids = list(keys) if class_names is not None else [to_id[str(k)] for k in keys]
         return [Example(t, ids[i], None if pairs is None else pairs[i]) for i, t in enumerate(texts)]
 
-    if val_df is not None:
-        train, val = examples("train"), examples("validation")
-    elif split_column is not None:
-        is_train, is_val = _split_values(train_df, split_column, where)
-        rows = examples("train")
-        train = [e for e, keep in zip(rows, is_train, strict=True) if keep]
-        val = [e for e, keep in zip(rows, is_val, strict=True) if keep]
-    else:
-        train, val = _stratified_split(examples("train"), validation_fraction, seed)
-    return TextTask(name, labels, train, val, is_pair=text_pair_column is not None, meta={"source": source})
+    parts = {split: examples(split) for split in frames}
+    how = "given splits" if len(frames) > 1 else "seeded stratified fractions"
+    if split_column is not None and len(frames) == 1:
+        rows = parts["train"]
+        masks = _split_values(frames["train"], split_column, where)
+        parts = {k: [e for e, keep in zip(rows, m, strict=True) if keep] for k, m in masks.items()}
+        how = f"split column `{split_column}`"
+    parts = _held_out(parts, *fractions, seed)
+    return TextTask(
+        name, labels, parts["train"], parts["validation"], parts.get("test", []),
+        is_pair=text_pair_column is not None,
+        meta={"source": source, "split": _split_record(parts, how, seed)},
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------- teacher

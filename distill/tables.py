@@ -4,6 +4,9 @@ the file, the column and the rows."""
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +20,7 @@ FILE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 TRAIN_SPLITS = ("train",)
 VAL_SPLITS = ("validation", "valid", "val", "dev")
 TEST_SPLITS = ("test",)
+_BARE_CR = re.compile(r"\r(?!\n)")
 _SHOW = 5  # how many offending row indices an error lists
 
 
@@ -51,31 +55,56 @@ def builtin_task(name: str) -> tuple[list[str], list[Example]]:
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def read_table(path: Path) -> pd.DataFrame:
+def read_table(path: Path, shown: str | None = None) -> pd.DataFrame:
+    """One file as a frame; errors name it as ``shown`` (default: its path). A CSV / TSV frame carries each
+    row's line number in the file (``attrs["lines"]``) for the row errors."""
     suffix = path.suffix.lower()
+    name = shown or str(path)
     try:
         if suffix in (".csv", ".tsv"):
-            # Only truly empty cells are missing: a review that reads "NA" is still text.
-            return pd.read_csv(
-                path,
-                sep="\t" if suffix == ".tsv" else ",",
-                encoding="utf-8",
-                keep_default_na=False,
-                na_values=[""],
-            )
+            return _read_delimited(path, "\t" if suffix == ".tsv" else ",", name)
         if suffix in (".jsonl", ".json"):
             with path.open(encoding="utf-8") as f:
                 is_array = f.read(4096).lstrip().startswith("[")  # .json may hold an array of records
             return pd.read_json(path, lines=not is_array, encoding="utf-8", dtype=False)
         return pd.read_parquet(path)
     except UnicodeDecodeError as e:
-        raise DataError(f"{path} is not UTF-8 ({e.reason} at byte {e.start}); save it as UTF-8") from None
+        raise DataError(f"{name} is not UTF-8 ({e.reason} at byte {e.start}); save it as UTF-8") from None
     except pd.errors.EmptyDataError:
-        raise DataError(f"{path} parses to zero rows (the file is empty)") from None
+        raise DataError(f"{name} parses to zero rows (the file is empty)") from None
     except DataError:
         raise
     except Exception as e:
-        raise DataError(f"could not parse {path} as {suffix[1:].upper()}: {e}") from None
+        raise DataError(f"could not parse {name} as {suffix[1:].upper()}: {e}") from None
+
+
+def _read_delimited(path: Path, sep: str, name: str) -> pd.DataFrame:
+    """A CSV / TSV file. A carriage return inside a quoted field is text; a bare one outside quotes would
+    silently split a row in two, so it is refused with its line number (lines counted by line feeds)."""
+    with path.open(encoding="utf-8", newline="") as f:  # no newline translation: a CR stays a CR
+        text = f.read()
+    if _BARE_CR.search(text):
+        quoted, line = False, 1
+        for i, ch in enumerate(text):
+            if ch == '"':
+                quoted = not quoted
+            elif ch == "\n":
+                line += 1
+            elif ch == "\r" and not quoted and text[i + 1 : i + 2] != "\n":
+                raise DataError(
+                    f"{name}, line {line}: a bare carriage return (CR) inside a row; quote the field that "
+                    f"holds it, or replace it with a space"
+                )
+    # Only truly empty cells are missing: a review that reads "NA" is still text.
+    df = pd.read_csv(io.StringIO(text), sep=sep, keep_default_na=False, na_values=[""])
+    reader = csv.reader(io.StringIO(text, newline="\n"), delimiter=sep)
+    starts, last = [], 0
+    for row in reader:
+        if row and any(cell.strip() for cell in row):
+            starts.append(last + 1)
+        last = reader.line_num
+    df.attrs["lines"] = starts[1:]  # the header is not a row
+    return df
 
 
 def dataset_parts(ds: Any, where: str) -> tuple[pd.DataFrame, pd.DataFrame | None, dict[str, list[str]]]:
@@ -125,9 +154,15 @@ def check_columns(df: pd.DataFrame, where: str, wanted: dict[str, str | None]) -
             raise DataError(f"{where}: no {role} column `{col}` (available columns: {available})")
 
 
-def row_list(indices: Sequence[int]) -> str:
+def row_list(indices: Sequence[int], df: pd.DataFrame | None = None) -> str:
+    """The offending rows as the user finds them: file line numbers when known (CSV / TSV), else row
+    indices (0-based)."""
+    lines = df.attrs.get("lines") if df is not None else None
+    if lines is not None and len(lines) == len(df):  # type: ignore[arg-type]
+        shown = ", ".join(str(lines[i]) for i in indices[:_SHOW])
+        return f"lines {shown}{', ...' if len(indices) > _SHOW else ''}"
     shown = ", ".join(str(i) for i in indices[:_SHOW])
-    return f"[{shown}{', ...' if len(indices) > _SHOW else ''}]"
+    return f"row indices [{shown}{', ...' if len(indices) > _SHOW else ''}]"
 
 
 def is_missing(value: Any) -> bool:
@@ -146,19 +181,19 @@ def column_texts(df: pd.DataFrame, col: str, where: str) -> list[str]:
     if empty:
         raise DataError(
             f"{where}: {len(empty)} row(s) with empty or whitespace-only text in column `{col}` "
-            f"(row indices {row_list(empty)}); remove or fill them"
+            f"({row_list(empty, df)}); remove or fill them"
         )
-    refuse_nul(texts, where, col)
+    refuse_nul(texts, where, col, df)
     return texts
 
 
-def refuse_nul(values: list[Any], where: str, col: str) -> None:
+def refuse_nul(values: list[Any], where: str, col: str, df: pd.DataFrame | None = None) -> None:
     """NUL characters are binary debris, not text (and no database stores them in JSON): say where."""
     bad = [i for i, v in enumerate(values) if isinstance(v, str) and "\x00" in v]
     if bad:
         raise DataError(
             f"{where}: {len(bad)} row(s) with NUL characters in column `{col}` "
-            f"(row indices {row_list(bad)}); is it a text file?"
+            f"({row_list(bad, df)}); is it a text file?"
         )
 
 
@@ -183,9 +218,9 @@ def raw_labels(df: pd.DataFrame, col: str, where: str, class_names: list[str] | 
     if missing:
         raise DataError(
             f"{where}: {len(missing)} row(s) with a missing label in column `{col}` "
-            f"(row indices {row_list(missing)})"
+            f"({row_list(missing, df)})"
         )
-    refuse_nul(values, where, col)
+    refuse_nul(values, where, col, df)
     return [label_key(v) for v in values]
 
 
@@ -208,10 +243,11 @@ def label_names(keys: list[int | str], class_names: list[str] | None, where: str
 
 
 def read_source(
-    source: str, hub_config: str | None = None
+    source: str, hub_config: str | None = None, shown: str | None = None
 ) -> tuple[Path, tuple[pd.DataFrame, pd.DataFrame | None], dict[str, list[str]], str]:
     """A file, a ``save_to_disk`` folder or a Hub dataset as (path, (train, validation or None), class
-    names per ``ClassLabel`` column, how errors name it)."""
+    names per ``ClassLabel`` column, how errors name it: ``shown``, e.g. the user's file name, else its
+    path)."""
     path = expand_path(source)
     class_names: dict[str, list[str]] = {}
     val_df: pd.DataFrame | None
@@ -239,8 +275,8 @@ def read_source(
                 f"unsupported file extension `{path.suffix or '(none)'}` for {path} "
                 f"(supported: {', '.join(FILE_SUFFIXES)})"
             )
-        train_df, val_df = read_table(path), None
-        where = str(path)
+        where = shown or str(path)
+        train_df, val_df = read_table(path, where), None
     elif looks_like_path(source):
         raise DataError(f"file not found: {path}")
     else:

@@ -262,7 +262,7 @@ def test_empty_text_rows_are_refused_with_indices(tmp_path):
     records = rows(10)
     records[1]["text"] = ""
     records[4]["text"] = "   "
-    with pytest.raises(DataError, match=r"2 row\(s\) with empty or whitespace-only text .*\[1, 4\]"):
+    with pytest.raises(DataError, match=r"2 row\(s\) with empty or whitespace-only text .*lines 3, 6"):
         load_task(str(write_csv(tmp_path / "d.csv", records)))
 
 
@@ -287,7 +287,7 @@ def test_zero_rows(tmp_path):
 def test_missing_labels(tmp_path):
     records = rows(10)
     records[7]["label"] = None
-    with pytest.raises(DataError, match=r"1 row\(s\) with a missing label in column `label` .*\[7\]"):
+    with pytest.raises(DataError, match=r"1 row\(s\) with a missing label in column `label` .*lines 9\)"):
         load_task(str(write_csv(tmp_path / "d.csv", records)))
 
 
