@@ -35,6 +35,11 @@ def _add_budget_args(p: argparse.ArgumentParser) -> None:
         "--max-params", type=int, default=None, help="every student has at most this many parameters"
     )
     p.add_argument("--max-latency-ms", type=float, default=None, help="every student's CPU latency bound")
+    p.add_argument(
+        "--target-ratio", type=float, default=None,
+        help="the answer: the smallest student with accuracy >= ratio x the teacher's (else the closest)",
+    )  # fmt: skip
+    p.add_argument("--target-by", choices=["params", "latency_ms"], default="params")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,8 +153,9 @@ def _add_api_verbs(sub: argparse._SubParsersAction) -> None:
     _add_api_args(p)
     p.set_defaults(fn=remote.cmd_leaderboard)
 
-    p = sub.add_parser("download", help="download a job's best student as a Hugging Face model folder")
+    p = sub.add_parser("download", help="download a job's student as a Hugging Face model folder")
     p.add_argument("job")
+    p.add_argument("--trial", type=int, default=None, help="a kept trial's student (Pareto front, refs)")
     p.add_argument("--out", required=True, help="a new folder for the student")
     _add_api_args(p)
     p.set_defaults(fn=remote.cmd_download)

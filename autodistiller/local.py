@@ -24,6 +24,12 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-train", type=int, default=None, help="stratified subset of the training split")
     p.add_argument("--max-val", type=int, default=None, help="stratified subset of the validation split")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", default=None, help="the dataset's name (default: its file name)")
+    p.add_argument("--validation-file", default=None, help="a separate validation file (same columns)")
+    p.add_argument("--test-file", default=None, help="a separate test file (same columns)")
+    p.add_argument("--split-column", default=None, help="a column of train / validation / test per row")
+    p.add_argument("--validation-fraction", type=float, default=0.1, help="held out for selection")
+    p.add_argument("--test-fraction", type=float, default=0.1, help="held out for the final test (0: none)")
 
 
 def dataset_ref(args: argparse.Namespace):
@@ -37,6 +43,12 @@ def dataset_ref(args: argparse.Namespace):
         max_train=args.max_train,
         max_val=args.max_val,
         seed=args.seed,
+        name=args.name,
+        validation_source=args.validation_file,
+        test_source=args.test_file,
+        split_column=args.split_column,
+        validation_fraction=args.validation_fraction,
+        test_fraction=args.test_fraction,
     )
 
 
@@ -112,6 +124,8 @@ def budget(args: argparse.Namespace):
         objectives=args.objectives.split(","),
         max_params=args.max_params,
         max_latency_ms=args.max_latency_ms,
+        target_ratio=args.target_ratio,
+        target_by=args.target_by,
         seed=args.seed,
     )
 

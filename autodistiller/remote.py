@@ -75,6 +75,11 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
         print(f"  recommended ({rec.source}{', final' if rec.final else ''}): "
               f"{describe(rec.pipeline)}\n  why: {rec.why}")  # fmt: skip
+        for s in rec.students:
+            test = f"{s.test_accuracy:.4f}" if s.test_accuracy is not None else "-"
+            get = f"autodistiller download {args.job} --trial {s.trial_number} --out DIR"
+            print(f"  trial {s.trial_number} ({', '.join(s.roles)}): validation {s.accuracy:.4f}, "
+                  f"test {test}, {s.params:,} params; `{get}`")  # fmt: skip
         pred = rec.predicted
         if pred is not None and rec.source == "measured":
             measured = (
@@ -96,6 +101,6 @@ def cmd_leaderboard(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_download(args: argparse.Namespace, settings: Settings) -> int:
-    folder = _client(args, settings).download_student(args.job, Path(args.out))
+    folder = _client(args, settings).download_student(args.job, Path(args.out), trial=args.trial)
     print(f"student saved to {folder} (load it with transformers.AutoModelForSequenceClassification)")
     return 0

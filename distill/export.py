@@ -77,3 +77,46 @@ def export_student(result, teacher, task, folder: Path) -> Path:
             },
         },
     )
+
+
+FINAL_CARD = """---
+{meta}
+---
+# {title}
+
+{summary}
+
+## Results
+{results}
+
+Accuracy is measured once on the held-out test split, which selection never saw; the interval is a 95%
+Wilson interval. {speed}
+
+## Details
+```json
+{details}
+```
+
+Load it with `transformers.pipeline("text-classification", model="<this folder>")`.
+"""
+
+
+def final_card(
+    folder: Path, *, title: str, summary: str, dataset: str, base_model: str | None, results: str,
+    speed: str, details: dict[str, Any],
+) -> None:
+    """Rewrite ``folder``'s model card once the job has measured it on the test split: what the pipeline did,
+    the results table, the speed settings, and ``huggingface_hub`` card metadata (base_model — a Hub id
+    only —, datasets, metrics)."""
+    from huggingface_hub import ModelCardData
+
+    meta = ModelCardData(
+        library_name="transformers", pipeline_tag="text-classification",
+        tags=["knowledge-distillation", "autodistiller"], datasets=[dataset], metrics=["accuracy", "f1"],
+        base_model=base_model,
+    ).to_yaml()  # fmt: skip
+    text = FINAL_CARD.format(
+        meta=meta, title=title, summary=summary, results=results, speed=speed,
+        details=json.dumps(details, indent=2, default=str),
+    )  # fmt: skip
+    (folder / "README.md").write_text(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,11 +40,14 @@ def finetune_teacher(
     *,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    report: Callable[[dict], None] | None = None,
 ) -> Teacher:
-    """Fine-tune ``base`` on ``task`` once; later calls with the same inputs load the cached folder."""
+    """Fine-tune ``base`` on ``task`` once; later calls with the same inputs load the cached folder.
+    ``report`` hears each epoch's metrics (the job's fine-tuning stage shows them with an ETA)."""
     base_fp = folder_fingerprint(Path(base)) if Path(base).is_dir() else str(base)
     key_blob = json.dumps([base_fp, task.fingerprint(), cfg.__dict__], sort_keys=True)
-    folder = cache_root / f"{task.name}-{hashlib.sha256(key_blob.encode()).hexdigest()[:12]}"
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", task.name).strip("._")[:60] or "task"  # a user's name: no path
+    folder = cache_root / f"{slug}-{hashlib.sha256(key_blob.encode()).hexdigest()[:12]}"
     if (folder / "config.json").is_file():
         log(f"teacher: reusing the cached fine-tuned teacher in {folder}")
         return load_teacher(folder)
@@ -66,7 +70,9 @@ def finetune_teacher(
     identity = torch.arange(task.num_labels)
     train = encode_fixed(task.train, tokenizer, cfg.max_length, identity)
     val = encode_fixed(task.validation, tokenizer, cfg.max_length, identity)
-    result = train_model(model, train, val, recipe, progress=progress, desc="teacher fine-tuning")
+    result = train_model(
+        model, train, val, recipe, report=report, progress=progress, desc="teacher fine-tuning"
+    )
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     save_model(

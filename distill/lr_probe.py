@@ -16,6 +16,10 @@ from distill.pipeline import Pipeline
 from distill.teacher import Teacher
 
 PROBE_LRS = (1e-4, 3e-4, 1e-3, 3e-3)
+PROBE_RULE = (
+    "no-KD student, one epoch per probed rate inside the search's lr range; best validation macro-F1, then "
+    "accuracy, ties to the larger rate; both references train at it"
+)
 
 
 def probe_grid(low: float, high: float, lrs: tuple[float, ...] = PROBE_LRS) -> list[float]:

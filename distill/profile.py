@@ -33,6 +33,8 @@ def dataset_profile(task: TextTask) -> dict[str, Any]:
         "name": task.name,
         "train": len(task.train),
         "validation": len(task.validation),
+        "test": len(task.test),
+        "split": task.meta.get("split"),
         "labels": task.labels,
         "class_counts": dict(zip(task.labels, counts, strict=True)),
         "balance": min(counts) / max(counts),

@@ -100,6 +100,21 @@ def _quiet_optuna() -> Iterator[None]:
             optuna.logging.set_verbosity(level)
 
 
+#: fewer finished trials than this and a job's fANOVA importance is mostly noise: the API and the dashboard
+#: do not show it (they say why); ``pipeline_importance`` itself needs 4
+MIN_TRIALS_SHOWN = 20
+
+
+def importance_caveat(n: int) -> str | None:
+    """Why a job's importance is not shown (``None``: it is, from ``n`` trials)."""
+    if n >= MIN_TRIALS_SHOWN:
+        return None
+    return (
+        f"not shown: {n} finished trials; component importance from fewer than {MIN_TRIALS_SHOWN} is mostly "
+        "noise (each component is seen in only a few trials)"
+    )
+
+
 def pipeline_importance(
     trials: list[tuple[dict, float]], *, max_trials: int = 500, seed: int = 0
 ) -> dict[str, float]:

@@ -40,3 +40,19 @@ def violations(metrics: Mapping[str, Any], constraints: Mapping[str, float]) -> 
         k: float(metrics[k]) - bound if isinstance(metrics.get(k), int | float) else 1.0
         for k, bound in constraints.items()
     }
+
+
+def reaching_target(
+    rows: Sequence[Mapping[str, Any]], teacher_accuracy: float, ratio: float, by: str = "params"
+) -> tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]:
+    """(the smallest row by ``by`` whose ``accuracy`` ≥ ``ratio`` × ``teacher_accuracy`` (ties: the more
+    accurate), the closest row when none reaches it: the most accurate). Rows lacking ``by`` or an accuracy
+    are skipped."""
+    usable = [r for r in rows if has_metrics(r, ["accuracy", by])]
+    if not usable:
+        return None, None
+    bar = ratio * teacher_accuracy
+    reaching = [r for r in usable if r["accuracy"] >= bar - 1e-12]
+    if reaching:
+        return min(reaching, key=lambda r: (r[by], -r["accuracy"])), None
+    return None, max(usable, key=lambda r: (r["accuracy"], -r[by]))

@@ -13,6 +13,7 @@ Answers are the API's own pydantic models (``service.schemas``); an error reply 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
@@ -89,12 +90,25 @@ class Client:
         return model.model_validate(self._send("POST", path, **kw).json())
 
     # ------------------------------------------------------------------ datasets and teachers
-    def upload_dataset(self, file: str | Path, **columns: Any) -> DatasetOut:
-        """Upload a CSV/TSV/JSONL/JSON/Parquet file; ``columns``: text_column, label_column, max_train..."""
-        path = Path(file)
+    def upload_dataset(
+        self,
+        file: str | Path,
+        *,
+        validation_file: str | Path | None = None,
+        test_file: str | Path | None = None,
+        **columns: Any,
+    ) -> DatasetOut:
+        """Upload a CSV/TSV/JSONL/JSON/Parquet file, and optionally separate validation / test files;
+        ``columns``: name, text_column, label_column, split_column, validation_fraction, test_fraction..."""
+        paths = {"file": Path(file), "validation_file": validation_file, "test_file": test_file}
         form = {k: str(v) for k, v in columns.items() if v is not None}
-        with path.open("rb") as f:
-            return self._post(DatasetOut, "/v1/datasets", files={"file": (path.name, f)}, data=form)
+        with contextlib.ExitStack() as stack:
+            files = {
+                k: (Path(v).name, stack.enter_context(Path(v).open("rb")))
+                for k, v in paths.items()
+                if v is not None
+            }
+            return self._post(DatasetOut, "/v1/datasets", files=files, data=form)
 
     def register_dataset(self, source: str, **fields: Any) -> DatasetOut:
         """A built-in name, a Hub name, or a path under the server's import folders."""
@@ -103,8 +117,9 @@ class Client:
 
     def dataset(self, source: str | Path, **fields: Any) -> DatasetOut:
         """Upload ``source`` if it is a local file, else register it by name."""
-        if Path(source).is_file():
-            return self.upload_dataset(source, **fields)
+        if Path(source).is_file():  # a local file: its split files are uploaded with it
+            splits = {f"{k}_file": fields.pop(f"{k}_source", None) for k in ("validation", "test")}
+            return self.upload_dataset(source, **splits, **fields)
         return self.register_dataset(str(source), **fields)
 
     def upload_teacher(self, folder: str | Path, name: str | None = None) -> TeacherOut:
@@ -219,14 +234,18 @@ class Client:
     def cancel(self, job_id: str) -> JobOut:
         return self._post(JobOut, f"/v1/jobs/{job_id}/cancel")
 
-    def download_student(self, job_id: str, dest: str | Path, *, max_bytes: int = 20 << 30) -> Path:
-        """Download the best student and unpack it into the new folder ``dest`` (safely); returns it."""
+    def download_student(
+        self, job_id: str, dest: str | Path, *, trial: int | None = None, max_bytes: int = 20 << 30
+    ) -> Path:
+        """Download the recommended student (``trial``: that trial's, a kept Pareto-front or reference
+        student) and unpack it into the new folder ``dest`` (safely); returns it."""
         dest = Path(dest)
         if dest.exists():
             raise FileExistsError(f"{dest} exists; give a new folder for the student")
         with tempfile.TemporaryDirectory() as tmp:
             archive = Path(tmp) / "student.zip"
-            with self.http.stream("GET", f"/v1/jobs/{job_id}/student") as r:
+            query = f"?trial={int(trial)}" if trial is not None else ""
+            with self.http.stream("GET", f"/v1/jobs/{job_id}/student{query}") as r:
                 if r.status_code >= 400:
                     r.read()
                     raise ApiError(r.status_code, r.json().get("detail"))

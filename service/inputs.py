@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from distill.assets import minilm_dir
-from distill.data import BUILTINS, FILE_SUFFIXES, DataError, TextTask, check_label_compatibility, load_subset
+from distill.data import BUILTINS, DataError, TextTask, check_label_compatibility, load_subset
 from distill.hf import load_classifier
 from distill.profile import dataset_profile
 from distill.student import count_params
+from distill.tables import FILE_SUFFIXES
 from distill.teacher import load_teacher
 from service.schemas import DatasetIn, TeacherIn
 from service.uploads import guard_path, safe_extract, save_upload
@@ -63,7 +64,7 @@ def _load(ref: DatasetRef) -> TextTask:
 
 def register_dataset(db: Db, settings: Settings, body: DatasetIn, owner: str | None) -> Dataset:
     """A built-in, Hub or server-side-path dataset: load it once (validation) and store its profile."""
-    ref = DatasetRef.model_validate(body.model_dump(exclude={"name"}))
+    ref = DatasetRef.model_validate(body.model_dump())
     if ref.source in BUILTINS:
         kind = "builtin"
     elif _is_local(ref.source):
@@ -71,6 +72,9 @@ def register_dataset(db: Db, settings: Settings, body: DatasetIn, owner: str | N
         ref = ref.model_copy(update={"source": str(guard_path(ref.source, settings.allowed_roots))})
     else:
         kind = "hub"
+    extra = {k: getattr(ref, k) for k in ("validation_source", "test_source") if getattr(ref, k)}
+    # a separate split file is a server-side path like any other: under the import roots
+    ref = ref.model_copy(update={k: str(guard_path(v, settings.allowed_roots)) for k, v in extra.items()})
     task = _load(ref)
     name = body.name or clean_name(task.name, "dataset")
     return add_entry(
@@ -107,16 +111,23 @@ def register_uploaded_dataset(
     ref: DatasetRef,
     name: str | None,
     owner: str | None,
+    splits: dict[str, tuple[Path, str]] | None = None,
 ) -> Dataset:
-    """``file`` was saved under ``uploads/datasets/<entry_id>/``; validate it, or remove the folder."""
+    """``file`` was saved under ``uploads/datasets/<entry_id>/``; validate it, or remove the folder. The
+    dataset keeps ``name`` (the user's, else the upload's file name): the task, its errors, the model card and
+    the recommender's task names show it, never the server's file name. ``splits``: uploaded validation /
+    test files saved beside it (split → (file, the user's file name))."""
     with _removed_on_error(file.parent):
-        ref = ref.model_copy(update={"source": str(file)})
+        shown = clean_name(name, "upload")
+        extra = {f"{k}_source": str(path) for k, (path, _) in (splits or {}).items()}
+        names = {str(file): shown, **{str(path): clean_name(n, k) for k, (path, n) in (splits or {}).items()}}
+        ref = ref.model_copy(update={"source": str(file), "name": shown, "shown_as": names, **extra})
         task = _load(ref)
         return add_entry(
             db,
             Dataset,
             owner=owner,
-            name=clean_name(name, "upload"),
+            name=shown,
             kind="upload",
             ref=ref.model_dump(),
             profile=_profile(task),

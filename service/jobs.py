@@ -3,13 +3,23 @@ recommendation now. Routes stay thin; the pages call these, never a route handle
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import HTTPException
 
 from distill.data import DataError
 from distill.pipeline import Pipeline
 from service.deps import Context, owned_dataset, owned_teacher
 from service.inputs import check_pair
-from service.schemas import JobOut, JobRequest, PredictedOut, Progress, RecommendationOut, TeacherSummary
+from service.schemas import (
+    JobOut,
+    JobRequest,
+    PredictedOut,
+    Progress,
+    RecommendationOut,
+    StudentLink,
+    TeacherSummary,
+)
 from store import (
     TERMINAL_STATES,
     ApiKey,
@@ -21,7 +31,8 @@ from store import (
     trial_for_pipeline,
     utcnow,
 )
-from store.results import measured_why
+from store.models import Trial
+from store.results import measured_why, trial_rows
 from store.spec import JobBudget
 from store.states import JobState
 
@@ -121,6 +132,12 @@ def recommendation_out(ctx: Context, job: Job) -> RecommendationOut:
         why = rec.why
     else:
         why = f"{measured_why(ctx.db, job.id, top)}; {job.state}"
+    evaluation = get_profile(ctx.db, "evaluation", job_id=job.id) if final else None
+    held: dict = {}
+    if evaluation is not None:
+        rows = {t.number: t for t in trial_rows(ctx.db, job.id)}
+        top, held = held_out_answer(job.id, evaluation.data, rows)
+    speedup = teacher.latency_ms / top.latency_ms if top.latency_ms and teacher.latency_ms else None
     return RecommendationOut(
         job_id=job.id,
         available=True,
@@ -134,10 +151,43 @@ def recommendation_out(ctx: Context, job: Job) -> RecommendationOut:
         latency_ms=top.latency_ms,
         teacher=teacher,
         size_ratio=top.params / teacher.params if top.params and teacher.params else None,
-        speedup=teacher.latency_ms / top.latency_ms if top.latency_ms and teacher.latency_ms else None,
         why=why,
         predicted=predicted,
+        **{"speedup": speedup, **held},
     )
+
+
+def held_out_answer(job_id: str, doc: dict[str, Any], rows: dict[int, Trial]) -> tuple[Trial, dict[str, Any]]:
+    """A finished job's answer from its ``evaluation`` profile: the recommended trial, its test figures and
+    the teacher's and references' beside them, the side-by-side speed, the target's verdict, and every
+    downloadable student."""
+    chosen = rows[int(doc["recommended"])]
+    tests = doc.get("trials") or {}
+    refs = {t.is_reference: tests[str(n)] for n, t in rows.items() if t.is_reference and str(n) in tests}
+    speed = doc.get("speed")
+    students = [
+        StudentLink(
+            trial_number=int(n),
+            roles=roles,
+            accuracy=rows[int(n)].accuracy,
+            test_accuracy=(tests.get(n) or {}).get("accuracy"),
+            params=rows[int(n)].params,
+            latency_ms=rows[int(n)].latency_ms,
+            url=f"/v1/jobs/{job_id}/student?trial={n}",
+        )
+        for n, roles in (doc.get("kept") or {}).items()
+        if int(n) in rows
+    ]
+    return chosen, {
+        "trial_number": chosen.number,
+        "test": tests.get(str(chosen.number)),
+        "teacher_test": doc.get("teacher"),
+        "references_test": refs,
+        "speed": speed,
+        "target": doc.get("target") or None,
+        "students": students,
+        **({"speedup": speed["speedup"]} if speed and speed.get("speedup") else {}),
+    }
 
 
 def predicted_out(ctx: Context, job_id: str) -> PredictedOut | None:

@@ -188,8 +188,31 @@ class ImportanceOut(BaseModel):
 
     job_id: str
     this_job: dict[str, float]
+    trials_used: int = Field(0, description="Finished trials `this_job` was computed from.")
+    caveat: str | None = Field(None, description="Why `this_job` is empty (too few trials), if it is.")
     across_jobs: dict[str, float]
     model_version: int | None = None
+
+
+class HeldOut(BaseModel):
+    """Accuracy on a held-out split with its 95% Wilson interval; ``point``: what one example is worth."""
+
+    accuracy: float
+    macro_f1: float | None = None
+    n: int
+    low: float
+    high: float
+    point: float | None = None
+
+
+class StudentLink(BaseModel):
+    trial_number: int
+    roles: list[str] = Field(description="recommended, most_accurate, pareto, no_kd, vanilla_kd")
+    accuracy: float | None = None
+    test_accuracy: float | None = None
+    params: int | None = None
+    latency_ms: float | None = None
+    url: str
 
 
 class RecommendationOut(BaseModel):
@@ -209,7 +232,25 @@ class RecommendationOut(BaseModel):
     latency_ms: float | None = None
     teacher: TeacherSummary | None = None
     size_ratio: float | None = Field(None, description="Student parameters / teacher parameters.")
-    speedup: float | None = Field(None, description="Teacher CPU latency / student CPU latency.")
+    speedup: float | None = Field(
+        None, description="Teacher CPU latency / student CPU latency: timed side by side once the job has "
+        "finished (settings in `speed`), else from separate measurements.",
+    )
+    speed: dict[str, Any] | None = Field(
+        None, description="The side-by-side timing: teacher_ms, student_ms, threads, batch, seq_len, runs."
+    )
+    trial_number: int | None = None
+    test: HeldOut | None = Field(None, description="This student on the held-out test split (after the job).")
+    teacher_test: HeldOut | None = Field(None, description="The teacher on the same test split.")
+    references_test: dict[str, HeldOut] = Field(
+        default_factory=dict, description="The no-KD and vanilla-KD references on the test split."
+    )
+    target: dict[str, Any] | None = Field(
+        None, description="`target_ratio`'s verdict: ratio, by, bar, met, trial, text."
+    )
+    students: list[StudentLink] = Field(
+        default_factory=list, description="Every downloadable student (the answer, the Pareto front, refs)."
+    )
     why: str = ""
     predicted: PredictedOut | None = Field(
         None, description="The recommender's prediction from before the first trial, kept for comparison."

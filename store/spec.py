@@ -23,9 +23,21 @@ Id = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
 
 
 class DatasetRef(StrictModel):
-    """A text-classification dataset: built-in name, server-side path, or Hub name (see ``distill.data``)."""
+    """A text-classification dataset: built-in name, server-side path, or Hub name (see ``distill.data``).
+    Held-out splits: a validation / test file, else a split column, else seeded stratified fractions."""
 
     source: Text = Field(..., examples=["rotten_tomatoes"])
+    name: Name | None = Field(None, description="The dataset's name (default: its file name).")
+    validation_source: Text | None = Field(None, description="A separate validation file (same columns).")
+    test_source: Text | None = Field(None, description="A separate test file (same columns).")
+    split_column: Text | None = Field(None, description="A column of train / validation / test per row.")
+    validation_fraction: float = Field(0.1, gt=0, lt=1, description="Held out for selection when not given.")
+    test_fraction: float = Field(
+        0.1, ge=0, lt=1, description="Held out for the final test when not given (0: no test split)."
+    )
+    shown_as: dict[Text, Name] | None = Field(
+        None, description="File → the name errors show (an upload's own file name, not the server path)."
+    )
     text_column: Text = "text"
     text_pair_column: Text | None = None
     label_column: Text = "label"
@@ -64,7 +76,11 @@ class JobBudget(StrictModel):
     trials: int = Field(
         12, ge=2, le=10_000, description="Trials in all, the no-KD and vanilla-KD references included."
     )
-    wall_seconds: float | None = Field(None, gt=0, le=7 * 24 * 3600)
+    wall_seconds: float | None = Field(
+        None, gt=0, le=7 * 24 * 3600,
+        description="Seconds for the search (its trials), counted from its first trial: teacher fine-tuning "
+        "(bounded by its epochs) and the final test are outside it.",
+    )
     concurrency: int = Field(1, ge=1, le=256)
     cpus_per_trial: float = Field(1.0, gt=0, le=256)
     space: Literal["default", "small"] = "default"
@@ -82,7 +98,11 @@ class JobBudget(StrictModel):
     max_latency_ms: float | None = Field(
         None, gt=0, description="Every student's CPU latency (1×max_length)."
     )
-    target_ratio: float | None = Field(None, gt=0, le=1.5, description="Wanted accuracy / teacher accuracy.")
+    target_ratio: float | None = Field(
+        None, gt=0, le=1.5, description="Wanted accuracy / teacher accuracy: the answer is the smallest (or "
+        "`target_by`: fastest) student that reaches it; the search then also minimises that measure.",
+    )
+    target_by: Literal["params", "latency_ms"] = "params"
     candidates: list[StudentArch] | None = Field(
         None, description="Student architectures (default: built-in)."
     )

@@ -27,25 +27,36 @@ log = logging.getLogger(__name__)
 _FITTED: dict[str, Recommender] = {}
 
 
-def task_name(job: Any) -> str:
-    """A readable name of a job's task variant, e.g. ``rotten_tomatoes/1000≤14M``."""
+def task_name(job: Any, fingerprint: str | None = None) -> str:
+    """A readable name of a job's task variant, e.g. ``rotten_tomatoes/1000≤14M``: the dataset's name (else
+    its file name) and, when known, its content fingerprint (``tweets.csv#3f2a9c1d/all``), so two uploads of
+    different data are two tasks even when both are called ``data.csv``."""
     d, limit = job.dataset, job.budget.get("max_params")
-    name = f"{d.get('source', '?').rsplit('/', 1)[-1]}/{d.get('max_train') or 'all'}"
+    base = d.get("name") or d.get("source", "?").rsplit("/", 1)[-1]
+    name = f"{base}{'#' + fingerprint[:8] if fingerprint else ''}/{d.get('max_train') or 'all'}"
     return f"{name}≤{limit / 1e6:.0f}M" if limit else name
+
+
+def _fingerprint(db: Any, job_id: str, seen: dict[str, str | None]) -> str | None:
+    """The job's dataset content fingerprint (its ``dataset`` profile), looked up once per job."""
+    if job_id not in seen:
+        prof = results.get_profile(db, "dataset", job_id=job_id)
+        seen[job_id] = prof.data.get("fingerprint") if prof else None
+    return seen[job_id]
 
 
 def db_rows(db: Any, *, exclude_job: str | None = None) -> list[dict[str, Any]]:
     """One row per completed trial of every finished job with meta-features (the meta-dataset format:
     ``task``, ``job_id``, the meta-features, ``pipeline`` as JSON, ``accuracy``, ``ratio``, ``params``,
     ``wall_seconds``)."""
-    rows = []
+    rows, seen = [], {}
     for job, meta, trial in results.meta_trials(db, exclude_job=exclude_job):
         teacher_acc = meta.get("teacher_accuracy") or job.teacher_accuracy
         if not teacher_acc:
             continue
         rows.append(
             {
-                "task": task_name(job),
+                "task": task_name(job, _fingerprint(db, job.id, seen)),
                 "job_id": job.id,
                 **meta,
                 "pipeline": json.dumps(trial.pipeline, sort_keys=True),

@@ -1,8 +1,7 @@
-"""Writes each trial of a search to the database as Ray Tune reports it; keeps the best student's folder."""
+"""Writes each trial of a search to the database as Ray Tune reports it."""
 
 from __future__ import annotations
 
-import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -82,15 +81,12 @@ class TrialRecorder(SearchCallbacks):
         self._tick()
 
     def _keep_best(self, final: dict[str, Any], acc: float | None) -> None:
+        """Track the most accurate trial; every trial's folder stays until the job's end, which keeps the
+        answer, the Pareto front and the references (``workers.finish``) and removes the rest."""
         folder = Path(final["student_dir"]) if final.get("student_dir") else None
-        if folder is None or acc is None:
-            return
-        if self.best_accuracy is None or acc > self.best_accuracy:
-            if self.best_dir is not None and self.best_dir != folder:
-                shutil.rmtree(self.best_dir, ignore_errors=True)
+        better = acc is not None and (self.best_accuracy is None or acc > self.best_accuracy)
+        if folder is not None and better:
             self.best_accuracy, self.best_dir = acc, folder
-        elif folder != self.best_dir:
-            shutil.rmtree(folder, ignore_errors=True)
 
     def _tick(self) -> None:
         if self.on_trial is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from distill.assets import minilm_dir
 from distill.data import TextTask, load_subset
 from distill.encoding import encode_fixed
 from distill.finetune import FinetuneConfig, finetune_teacher
+from distill.lr_probe import PROBE_RULE, probe_grid, probe_lr
 from distill.pipeline import Pipeline, StudentArch
 from distill.profile import dataset_profile, teacher_profile
 from distill.teacher import Teacher, load_teacher
@@ -49,6 +51,7 @@ class JobRun:
     abort: threading.Event
     state: Callable[..., None]  # (JobState, progress_text=..., **columns)
     on_recommendation: Callable[[str], None] | None = None
+    search_started: float | None = None  # time.time() of the search's start: the wall budget counts from it
 
     @property
     def artifacts(self) -> Path:
@@ -67,21 +70,48 @@ def load_job_task(spec: JobSpec) -> TextTask:
     return load_subset(**spec.dataset.model_dump())
 
 
-def resolve_teacher(spec: JobSpec, task: TextTask, settings: Settings) -> Teacher:
+def resolve_teacher(
+    spec: JobSpec, task: TextTask, settings: Settings, report: Callable[[dict], None] | None = None
+) -> Teacher:
+    """The job's teacher: loaded, or fine-tuned once from its base (``report`` hears every epoch)."""
     ref = spec.teacher
     if ref.path:
         return load_teacher(ref.path)
     base = minilm_dir() if ref.base == "minilm" else ref.base
     cfg = FinetuneConfig(epochs=ref.finetune.epochs, lr=ref.finetune.lr, max_length=ref.finetune.max_length)
-    return finetune_teacher(base, task, settings.teachers, cfg, progress=False, log=log.info)
+    return finetune_teacher(base, task, settings.teachers, cfg, progress=False, log=log.info, report=report)
+
+
+def finetune_progress(run: JobRun, epochs: int) -> Callable[[dict], None]:
+    """Teacher fine-tuning as a stage of its own: each epoch's accuracy, the time so far and the ETA."""
+    t0 = time.monotonic()
+    run.state(JobState.PROFILING, progress_text=f"fine-tuning the teacher: epoch 1/{epochs} running")
+
+    def report(m: dict) -> None:
+        done, spent = int(m.get("epoch", 0)), time.monotonic() - t0
+        eta = spent / max(1, done) * max(0, epochs - done)
+        run.state(
+            JobState.PROFILING,
+            progress_text=f"fine-tuning the teacher: epoch {done}/{epochs} done (validation accuracy "
+            f"{m.get('accuracy', float('nan')):.4f}), {spent:.0f} s so far, about {eta:.0f} s left",
+        )
+
+    return report
 
 
 def profile(run: JobRun) -> Profiled:
-    """Load the data and the teacher; store the dataset, teacher and meta-feature profiles."""
+    """Load the data and the teacher (fine-tuning it, a stage with progress, when it is a base); store the
+    dataset, teacher and meta-feature profiles."""
     b = run.spec.budget
-    run.state(JobState.PROFILING, progress_text="loading data and teacher")
+    run.state(JobState.PROFILING, progress_text="loading the data")
     task = load_job_task(run.spec)
-    teacher = resolve_teacher(run.spec, task, run.settings)
+    report = None
+    if run.spec.teacher.base:
+        report = finetune_progress(run, run.spec.teacher.finetune.epochs)
+    else:
+        run.state(JobState.PROFILING, progress_text="loading the teacher")
+    teacher = resolve_teacher(run.spec, task, run.settings, report)
+    run.state(JobState.PROFILING, progress_text="measuring the teacher on the validation split")
     t_prof = teacher_profile(teacher, task, b.max_length)
     results.add_profile(run.db, "dataset", dataset_profile(task), job_id=run.job.id)
     results.add_profile(run.db, "teacher", t_prof, job_id=run.job.id)
@@ -130,6 +160,20 @@ def build_space(run: JobRun, candidates: list[StudentArch]) -> SearchSpace:
     if b.epochs:  # the references train for the longest
         overrides["epochs"], fixed["epochs"] = sorted(set(b.epochs)), max(b.epochs)
     return dataclasses.replace(space, training=space.training.model_copy(update=fixed), **overrides)
+
+
+def reference_lr(run: JobRun, prof: Profiled, space: SearchSpace) -> SearchSpace:
+    """The references' learning rate by the probe's rule (``distill.lr_probe``), stored as the ``lr_probe``
+    profile; a resumed job re-uses the stored rate, so its references keep their pipeline keys."""
+    stored = results.get_profile(run.db, "lr_probe", job_id=run.job.id)
+    if stored is None:
+        run.state(JobState.PROFILING, progress_text="probing the references' learning rate")
+        ref = space.reference_pipelines()["no_kd"]
+        lr, rows = probe_lr(prof.task, prof.teacher, ref, probe_grid(space.lr.low, space.lr.high))
+        doc = {"lr": lr, "rows": rows, "student": ref.student.model_dump(), "rule": PROBE_RULE}
+        stored = results.add_profile(run.db, "lr_probe", doc, job_id=run.job.id)
+    training = space.training.model_copy(update={"lr": float(stored.data["lr"])})
+    return dataclasses.replace(space, training=training)
 
 
 def predict(run: JobRun, meta: dict[str, float], space: SearchSpace) -> list[Pipeline]:

@@ -115,13 +115,14 @@ class Worker:
             on_recommendation=self.on_recommendation,
         )  # fmt: skip
         prof = stages.profile(run)
-        space = stages.build_space(run, stages.students(run, prof))
+        space = stages.reference_lr(run, prof, stages.build_space(run, stages.students(run, prof)))
         predicted = stages.predict(run, prof.meta, space)
         inputs = stages.trial_inputs(run, prof, space)
         finished = trials.finished_trials(self.db, job.id)
         recorder = self._recorder(run, space, prof, finished)
         run.state(JobState.SEARCHING, progress_text=f"{len(finished)}/{spec.budget.trials} trials")
         ensure_ray(self.ray_address, self.num_cpus)
+        run.search_started = time.time()  # the wall budget is the search's: fine-tuning is outside it
         self._search_first(run, space, inputs, recorder, finished, predicted)
         self._search(run, space, inputs, recorder, "search", [], early_stopping=spec.budget.early_stopping)
         finish(run, prof, recorder)
@@ -183,10 +184,12 @@ class Worker:
         """One Ray Tune run of the job's search, up to ``up_to`` trials in all (default: the budget)."""
         b, job = run.spec.budget, run.job
         budget = TuneBudget(
-            trials=up_to or b.trials, wall_seconds=self._wall_left(job, b.wall_seconds),
+            trials=up_to or b.trials, wall_seconds=self._wall_left(run.search_started, b.wall_seconds),
             early_stopping=early_stopping, concurrency=b.concurrency, cpus_per_trial=b.cpus_per_trial,
         )  # fmt: skip
         objectives = [(o, "max" if o == "accuracy" else "min") for o in b.objectives]
+        if b.target_ratio is not None and b.target_by not in b.objectives:  # steer toward small / fast
+            objectives.append((b.target_by, "min"))
         run_search(
             run_trial,
             space,
@@ -233,8 +236,8 @@ class Worker:
             self.on_trial(job_id)
 
     @staticmethod
-    def _wall_left(job: Job, wall: float | None) -> float | None:
+    def _wall_left(started: float | None, wall: float | None) -> float | None:
+        """Seconds left of the search's ``wall`` budget, counted from its first trial."""
         if wall is None:
             return None
-        started = job.started_at.timestamp() if job.started_at else time.time()
-        return max(1.0, wall - (time.time() - started))
+        return max(1.0, wall - (time.time() - (started or time.time())))

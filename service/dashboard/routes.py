@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from html import escape
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -22,7 +23,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from distill.pipeline import Pipeline, describe
-from search.importance import pipeline_importance
+from search.importance import importance_caveat, pipeline_importance
 from service.dashboard import plots
 from service.deps import COOKIE, Context, Ctx, owned_job, owned_trial
 from service.jobs import job_out, queue_job, recommendation_out
@@ -297,8 +298,11 @@ async def job_importance(request: Request, ctx: Ctx, job_id: Id) -> Response:
     key = page_key(request, ctx)
     job = owned_job(ctx, key, job_id)
     pairs = await run_in_threadpool(trial_pipelines, ctx.db, job.id, limit=500)
-    scores = await run_in_threadpool(pipeline_importance, pairs)
-    html = plots.importance_bars(scores)
+    if caveat := importance_caveat(len(pairs)):
+        html = f'<p class="muted">This job: {escape(caveat)}.</p>'
+    else:
+        scores = await run_in_threadpool(pipeline_importance, pairs)
+        html = plots.importance_bars(scores, f"This job: fANOVA over {len(pairs)} finished trials")
     if (model := latest_model(ctx.db)) is not None:  # across jobs: what the recommender learned
         label = f"Across jobs: share of each component in recommender v{model.id} ({model.tasks} tasks)"
         html += plots.importance_bars(model.importance, label)

@@ -48,11 +48,12 @@ def json_or_upload(json_model: type[BaseModel], form_fields: dict[str, Any], wha
     }
 
 
-async def read_body(request: Request, model: type[BaseModel]) -> BaseModel | FormData:
-    """The JSON body validated as ``model``, or the multipart form (with its ``file``)."""
+async def read_body(request: Request, model: type[BaseModel], max_files: int = 1) -> BaseModel | FormData:
+    """The JSON body validated as ``model``, or the multipart form (with its ``file``, and at most
+    ``max_files`` files in all)."""
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=20)
+        form = await request.form(max_files=max_files, max_fields=20)
         if not isinstance(form.get("file"), UploadFile):
             raise HTTPException(422, "a multipart upload needs its file in the `file` field")
         return form
@@ -72,7 +73,7 @@ def require_json(request: Request) -> None:
 
 def form_model(form: FormData, model: type[BaseModel], **fixed: Any) -> BaseModel:
     """The form's non-empty text fields plus the server's ``fixed`` ones, validated as ``model``."""
-    fields = {k: v for k, v in form.items() if k != "file" and isinstance(v, str) and v != ""}
+    fields = {k: v for k, v in form.items() if not k.endswith("file") and isinstance(v, str) and v != ""}
     fields.update(fixed)
     try:
         return model.model_validate(fields)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path, PurePath
 
 from fastapi import APIRouter, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
-from distill.data import FILE_SUFFIXES
+from distill.tables import FILE_SUFFIXES
 from service.deps import Ctx, Key, owned_dataset
 from service.inputs import receive_upload, register_dataset, register_uploaded_dataset
 from service.routes.common import (
@@ -20,14 +22,23 @@ from service.routes.common import (
     read_body,
 )
 from service.schemas import DatasetIn, DatasetOut, Page
+from service.uploads import save_upload
 from store import Dataset, list_entries
 from store.spec import DatasetRef, Id
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=COMMON_ERRORS)
 
-_FORM = {name: {"type": "string"} for name in ("name", "text_column", "text_pair_column", "label_column")} | {
-    name: {"type": "integer"} for name in ("max_train", "max_val", "seed")
-}
+_TEXT_FIELDS = ("name", "text_column", "text_pair_column", "label_column", "split_column")
+_FORM = (
+    {name: {"type": "string"} for name in _TEXT_FIELDS}
+    | {name: {"type": "integer"} for name in ("max_train", "max_val", "seed")}
+    | {name: {"type": "number"} for name in ("validation_fraction", "test_fraction")}
+    | {
+        f"{split}_file": {"type": "string", "format": "binary", "description": f"A separate {split} file."}
+        for split in ("validation", "test")
+    }
+)
+_SPLIT_FILES = ("validation_file", "test_file")
 
 
 @router.post(
@@ -45,22 +56,41 @@ async def create_dataset(request: Request, ctx: Ctx, key: Key) -> Dataset:
     a built-in name (`rotten_tomatoes`, `bbc_news`), a Hub dataset name, or a path under the server's import
     folders. The data is loaded and checked at once (columns, at least two classes, examples) and answered
     with its profile: sizes, classes and their counts, balance, text lengths."""
-    body = await read_body(request, DatasetIn)
+    body = await read_body(request, DatasetIn, max_files=3)
     if isinstance(body, DatasetIn):
         return await run_in_threadpool(register_dataset, ctx.db, ctx.settings, body, key.id)
     fields = form_model(body, DatasetIn, source="upload")  # the source is the file
     upload = body["file"]
+    uploads = {k: body[k] for k in _SPLIT_FILES if isinstance(body.get(k), UploadFile)}
+    suffix = _suffix(upload)
+    for extra in uploads.values():
+        _suffix(extra)
+    entry_id, dest = await receive_upload(ctx.settings, "datasets", upload, f"data{suffix}")
+    splits: dict[str, tuple[Path, str]] = {}
+    try:
+        for field, extra in uploads.items():  # beside the main file, in the same entry folder
+            split = field.removesuffix("_file")
+            path = dest.with_name(f"{split}{_suffix(extra)}")
+            await save_upload(extra, path, ctx.settings.max_upload_bytes)
+            splits[split] = (path, Path(extra.filename or "").name or split)
+    except BaseException:
+        shutil.rmtree(dest.parent, ignore_errors=True)  # a refused upload leaves no files
+        raise
+    ref = DatasetRef.model_validate(fields.model_dump(exclude={"name"}))
+    name = fields.name or Path(upload.filename or "").name or None
+    return await run_in_threadpool(
+        register_uploaded_dataset, ctx.db, ctx.settings, entry_id, dest, ref, name, key.id, splits
+    )
+
+
+def _suffix(upload: UploadFile) -> str:
+    """The upload's file type, refused unless it is one the service reads."""
     suffix = "".join(PurePath(upload.filename or "").suffixes[-1:]).lower()
     if suffix not in FILE_SUFFIXES:
         raise HTTPException(
             422, f"unsupported file type `{suffix or '(none)'}`; upload one of {', '.join(FILE_SUFFIXES)}"
         )
-    entry_id, dest = await receive_upload(ctx.settings, "datasets", upload, f"data{suffix}")
-    ref = DatasetRef.model_validate(fields.model_dump(exclude={"name"}))
-    name = fields.name or Path(upload.filename or "").name or None
-    return await run_in_threadpool(
-        register_uploaded_dataset, ctx.db, ctx.settings, entry_id, dest, ref, name, key.id
-    )
+    return suffix
 
 
 @router.get("", response_model=Page[DatasetOut], summary="My datasets")

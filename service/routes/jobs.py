@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Resp
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from search.importance import pipeline_importance
+from search.importance import importance_caveat, pipeline_importance
 from service.deps import Context, Ctx, Key, owned_job, owned_trial
 from service.jobs import job_out, queue_job, recommendation_out
 from service.routes.common import COMMON_ERRORS, Limit, Offset, require_json
@@ -40,6 +40,7 @@ from store import (
     trial_pipelines,
 )
 from store import cancel_job as cancel
+from store.results import trial_rows
 from store.spec import Id
 from store.states import JobState
 
@@ -144,15 +145,18 @@ def recommendation(job_id: Id, ctx: Ctx, key: Key) -> RecommendationOut:
     summary="Which pipeline components matter, for this job and across jobs",
 )
 async def importance(job_id: Id, ctx: Ctx, key: Key) -> ImportanceOut:
-    """`this_job`: fANOVA importance of each component over the job's completed trials (empty with fewer
-    than 4); `across_jobs`: the latest recommender version's share of each component."""
+    """`this_job`: fANOVA importance of each component over the job's completed trials (empty, with a
+    `caveat`, below 20 trials); `across_jobs`: the latest recommender version's share of each component."""
     job = owned_job(ctx, key, job_id)
     pairs = trial_pipelines(ctx.db, job.id)
-    this_job = await run_in_threadpool(pipeline_importance, pairs)
+    caveat = importance_caveat(len(pairs))
+    this_job = {} if caveat else await run_in_threadpool(pipeline_importance, pairs)
     model = latest_model(ctx.db)
     return ImportanceOut(
         job_id=job.id,
         this_job={k: round(v, 4) for k, v in this_job.items()},
+        trials_used=len(pairs),
+        caveat=caveat,
         across_jobs=model.importance if model else {},
         model_version=model.id if model else None,
     )
@@ -203,28 +207,45 @@ def cancel_job(job_id: Id, ctx: Ctx, key: Key) -> JobOut:
 
 @router.get(
     "/v1/jobs/{job_id}/student",
-    summary="Download the best student (a zip of a Hugging Face model folder)",
+    summary="Download a student (a zip of a Hugging Face model folder): the recommended one, or `trial=N`",
     response_class=FileResponse,
     responses={
         200: {"content": {"application/zip": {}}, "description": "The student"},
+        404: {"description": "No kept student for that trial"},
         409: {"description": "No student yet"},
     },
 )
-def download_student(job_id: Id, ctx: Ctx, key: Key) -> FileResponse:
+def download_student(
+    job_id: Id, ctx: Ctx, key: Key, trial: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None
+) -> FileResponse:
     """The exported student: `config.json`, `model.safetensors`, the tokenizer and a model card;
-    `transformers.AutoModelForSequenceClassification.from_pretrained(folder)` loads it."""
+    `transformers.AutoModelForSequenceClassification.from_pretrained(folder)` loads it. `trial=N`: the student
+    of trial number N, kept when it is on the Pareto front (accuracy, params, latency) or a reference (the
+    recommendation's `students` lists them)."""
     job = owned_job(ctx, key, job_id)
-    folder = _student_folder(ctx, job)
+    folder = _student_folder(ctx, job, trial)
     archive = folder.with_name(folder.name + ".zip")
     if not archive.is_file():
         zip_folder(folder, archive, arc_root=f"student-{job.id}")
-    return FileResponse(archive, media_type="application/zip", filename=f"autodistiller-student-{job.id}.zip")
+    tag = f"-trial-{trial}" if trial is not None else ""
+    return FileResponse(
+        archive, media_type="application/zip", filename=f"autodistiller-student-{job.id}{tag}.zip"
+    )
 
 
-def _student_folder(ctx: Context, job: Job) -> FsPath:
+def _student_folder(ctx: Context, job: Job, trial: int | None = None) -> FsPath:
     arts = list_artifacts(ctx.db, job.id, kind="student")
     if not arts:
         raise HTTPException(409, f"job {job.id} has no student yet (state {job.state}: {job.progress_text})")
+    if trial is not None:
+        row = next((t for t in trial_rows(ctx.db, job.id) if t.number == trial), None)
+        kept = arts + list_artifacts(ctx.db, job.id, kind="pareto_student")
+        arts = [a for a in kept if row is not None and a.trial_id == row.id]
+        if not arts:
+            raise HTTPException(
+                404, f"job {job.id} kept no student for trial {trial} (kept: the recommended student, the "
+                "Pareto front and the references; see the recommendation's `students`)",
+            )
     try:
         folder = guard_path(arts[-1].path, [ctx.settings.home])  # artifact paths are relative to the home
     except UploadError:

@@ -55,15 +55,32 @@ def reviews_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_the_whole_flow_through_http(tmp_path: Path, reviews_csv: Path, tiny_teacher: Path) -> None:
+@pytest.fixture(scope="module")
+def reviews_test_csv(reviews_csv: Path) -> Path:
+    """The same user's separate test file: 60 other reviews."""
+    used = set(pd.read_csv(reviews_csv)["review"])
+    task = load_task("rotten_tomatoes").subset(600, 10, seed=9)
+    rows = [{"review": e.text, "sentiment": task.labels[e.label]} for e in task.train if e.text not in used]
+    path = reviews_csv.with_name("held-out reviews.csv")
+    pd.DataFrame(rows[:60]).to_csv(path, index=False)
+    return path
+
+
+def test_the_whole_flow_through_http(
+    tmp_path: Path, reviews_csv: Path, reviews_test_csv: Path, tiny_teacher: Path
+) -> None:
     settings = Settings(home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'db.sqlite'}")
     app = create_app(settings)
     _, key = create_key(app.state.ctx.db, "alice")
     api = Client(key=key, http=TestClient(app))
 
-    data = api.upload_dataset(reviews_csv, text_column="review", label_column="sentiment")
+    data = api.upload_dataset(
+        reviews_csv, test_file=reviews_test_csv, text_column="review", label_column="sentiment"
+    )
     assert data.kind == "upload" and data.profile["labels"] == ["fresh", "rotten"]
-    assert data.profile["train"] + data.profile["validation"] == 240
+    assert data.profile["train"] + data.profile["validation"] == 240 and data.profile["test"] == 60
+    assert data.name == data.profile["name"] == data.ref.name == "reviews.csv"  # not the server's data.csv
+    assert data.profile["split"]["how"] == "given splits"
     teacher = api.upload_teacher(tiny_teacher, name="tiny")
     assert teacher.kind == "upload" and teacher.profile["layers"] == 2 and teacher.profile["num_labels"] == 2
     stored = Path(teacher.ref.path)
@@ -101,7 +118,22 @@ def test_the_whole_flow_through_http(tmp_path: Path, reviews_csv: Path, tiny_tea
     assert (
         rec.params and rec.teacher.params and rec.size_ratio == pytest.approx(rec.params / rec.teacher.params)
     )
-    assert rec.speedup and rec.why.startswith("best of 4 trials")
+    assert rec.why.startswith(f"trial {rec.trial_number}: validation") and "test 0." in rec.why
+    assert rec.test.n == rec.teacher_test.n == 60 and rec.test.low <= rec.test.accuracy <= rec.test.high
+    assert set(rec.references_test) <= {"no_kd", "vanilla_kd"}
+    assert rec.speed["threads"] == 1 and rec.speedup == pytest.approx(rec.speed["speedup"])
+    kept = {s.trial_number: s for s in rec.students}
+    assert rec.trial_number in kept and "recommended" in kept[rec.trial_number].roles
+    for n, link in kept.items():  # every kept student (the Pareto front, the references) downloads
+        assert link.url.endswith(f"?trial={n}")
+        other = api.download_student(job.id, tmp_path / f"trial-{n}", trial=n)
+        card = (other / "README.md").read_text()
+        assert "datasets:\n- reviews.csv" in card and "test accuracy (95% CI)" in card
+        assert str(settings.home) not in card and "| teacher `tiny` |" in card
+    missing = next(n for n in range(10) if n not in kept)
+    with pytest.raises(ApiError) as e:
+        api.download_student(job.id, tmp_path / "nope", trial=missing)
+    assert e.value.status == 404
     # no past jobs in this database (and no shipped priors in the tests): Distiller's priors, tried first
     pred = rec.predicted
     assert pred.method == "priors" and pred.pipeline.intermediate.name == "mi_alpha" and pred.accuracy is None
@@ -112,7 +144,7 @@ def test_the_whole_flow_through_http(tmp_path: Path, reviews_csv: Path, tiny_tea
     assert imp.across_jobs == {} and imp.model_version is None  # one job: nothing to train on yet
 
     board = api.trials(job.id)
-    assert board.total == 4 and board.items[0].id == rec.trial_id
+    assert board.total == 4 and rec.trial_id in {t.id for t in board.items}
     accs = [t.accuracy for t in board.items if t.accuracy is not None]
     assert accs == sorted(accs, reverse=True)
     by_number = api.trials(job.id, sort="number", limit=2, offset=2)

@@ -108,7 +108,14 @@ def test_search_stores_every_trial_and_a_crash_does_not_stop_it(settings, tiny_t
     assert job.best_accuracy == max(t.accuracy for t in done if t.status == "completed")
 
     rec = results.latest_recommendation(worker.db, job.id)
-    assert rec.source == "measured" and rec.score == job.best_accuracy and "best of" in rec.why
+    assert rec.source == "measured" and rec.score == job.best_accuracy and "validation" in rec.why
+    ev = results.get_profile(worker.db, "evaluation", job_id=job.id).data
+    assert ev["split"]["test"] == ev["n"] > 0 and "test 0." in rec.why and "× faster" in rec.why
+    assert ev["speed"]["threads"] == 1 and ev["speed"]["seq_len"] == 32
+    assert {"no_kd", "vanilla_kd"} <= {r for roles in ev["kept"].values() for r in roles}
+    assert set(ev["trials"]) == set(ev["kept"])  # every kept student measured on test, once
+    probe = results.get_profile(worker.db, "lr_probe", job_id=job.id).data
+    assert done[0].pipeline["training"]["lr"] == probe["lr"] == done[1].pipeline["training"]["lr"]
     kinds = {
         p.kind for p in (results.get_profile(worker.db, k, job_id=job.id) for k in ("dataset", "teacher"))
     }
@@ -117,6 +124,9 @@ def test_search_stores_every_trial_and_a_crash_does_not_stop_it(settings, tiny_t
     assert scored["source"] == "diswot" and len(scored["candidates"]) == 50
     assert all(np.isfinite(r["diswot"]) and r["params"] > 0 for r in scored["candidates"])
     (student,) = results.list_artifacts(worker.db, job.id, kind="student")
+    others = results.list_artifacts(worker.db, job.id, kind="pareto_student")
+    assert len(others) == len(ev["kept"]) - 1 and all((settings.home / a.path).is_dir() for a in others)
+    assert not (settings.home / "artifacts" / job.id / "trials").exists()
     clf = transformers.pipeline("text-classification", model=str(settings.home / student.path), device="cpu")
     assert clf("a gorgeous, witty film")[0]["label"] in ("rotten", "fresh")
 
