@@ -176,7 +176,7 @@ def held_out_answer(job_id: str, doc: dict[str, Any], rows: dict[int, Trial]) ->
             url=f"/v1/jobs/{job_id}/student?trial={n}",
         )
         for n, roles in (doc.get("kept") or {}).items()
-        if int(n) in rows
+        if int(n) in rows and int(n) in doc.get("downloadable", [int(n)])
     ]
     return chosen, {
         "trial_number": chosen.number,

@@ -39,8 +39,10 @@ def finish(run: JobRun, prof: Profiled, recorder: TrialRecorder) -> None:
     doc = test_all(prof, run.spec.budget.max_length, folders, chosen.number)
     refs = {t.is_reference: t for t in completed if t.is_reference}
     why = summary(chosen, refs, doc, target)
-    evaluation = {"split": prof.task.meta.get("split"), "kept": {str(k): v for k, v in roles.items()},
-                  "target": target, "recommended": chosen.number, **doc}  # fmt: skip
+    evaluation = {
+        "split": prof.task.meta.get("split"), "kept": {str(k): v for k, v in roles.items()}, "target": target,
+        "recommended": chosen.number, "downloadable": sorted(folders), **doc,
+    }  # fmt: skip
     results.add_profile(run.db, "evaluation", evaluation, job_id=run.job.id)
     write_cards(run, prof, completed, folders, evaluation)
     record_students(run, completed, folders, chosen)
