@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from fastapi import HTTPException
 
-from distill.data import DataError
 from distill.pipeline import Pipeline
+from distill.tables import DataError
 from service.deps import Context, owned_dataset, owned_teacher
 from service.inputs import check_pair
 from service.schemas import JobOut, JobRequest, PredictedOut, Progress, RecommendationOut, TeacherSummary
@@ -160,5 +160,3 @@ def predicted_out(ctx: Context, job_id: str) -> PredictedOut | None:
         measured_accuracy=trial.accuracy if trial is not None else None,
         why=rec.why,
     )
-
-

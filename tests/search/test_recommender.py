@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from distill.data import Example, TextTask
+from distill.data import TextTask
 from distill.pipeline import Pipeline, StudentArch, Training
+from distill.tables import Example
 from search.grid import AXES, grid
 from search.metafeatures import META_KEYS, data_features, meta_features, reduce_embedding
 from search.recommender import (
