@@ -183,3 +183,14 @@ def test_synflow_is_twice_the_path_sum_of_a_two_layer_linear_net() -> None:
     lin = ProxyModel.from_torch(net, features=net[0])
     batch = ProxyBatch(labels=torch.tensor([0, 1]), images=torch.randn(2, 3))
     assert build_proxy("synflow")(lin, lin, batch) == pytest.approx(2 * r)
+
+
+def test_nwot_counts_a_relu_module_once() -> None:
+    """``nn.ReLU`` (which calls ``F.relu`` inside) and a bare ``F.relu`` give the same codes."""
+    functional = Mlp().double()
+    modular = nn.Sequential(functional.l1, nn.ReLU(), functional.l2)
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(1)).double()
+    batch = ProxyBatch(labels=torch.tensor([0, 1, 0, 1, 0]), images=x)
+    a = ProxyModel.from_torch(functional, features="l1")
+    b = ProxyModel.from_torch(modular, features=functional.l1)
+    assert build_proxy("nwot")(a, a, batch) == build_proxy("nwot")(b, b, batch)
