@@ -130,19 +130,22 @@ def teacher_model(epochs: int = 30) -> ResNet:
     return model.eval()
 
 
-def ground_truth(epochs: int = 10, log: bool = True) -> dict[str, float | dict]:
-    """Distilled test accuracy of every student (cached), the teacher's, and the training seconds."""
-    path = CACHE / f"ground_truth_e{epochs}.json"
+def ground_truth(
+    epochs: int = 10, seed: int = 0, archs: list[tuple[int, int, int]] = ARCHS, log: bool = True
+) -> dict[str, float | dict]:
+    """Distilled test accuracy of every student in ``archs`` (cached), the teacher's, and the training
+    seconds; ``seed`` sets the students' initialisation and batch order (seed 0: the ground truth)."""
+    path = CACHE / (f"ground_truth_e{epochs}.json" if seed == 0 else f"ground_truth_e{epochs}_s{seed}.json")
     done: dict = json.loads(path.read_text()) if path.exists() else {"acc": {}, "seconds": {}}
     teacher = teacher_model()
     x, y, xt, yt = digits()
-    for arch in ARCHS:
+    for arch in archs:
         key = "-".join(map(str, arch))
         if key in done["acc"]:
             continue
-        model = build(arch, seed=0)
+        model = build(arch, seed=seed)
         t0 = time.perf_counter()
-        train(model, x, y, epochs, teacher=teacher)
+        train(model, x, y, epochs, teacher=teacher, seed=seed)
         done["seconds"][key] = time.perf_counter() - t0
         done["acc"][key] = accuracy(model, xt, yt)
         if log:

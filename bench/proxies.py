@@ -44,8 +44,8 @@ def _archs(hidden: int, *shapes: tuple[int, int, int]) -> list[StudentArch]:
 
 # Equal parameters within a group (checked below); depth, heads and FFN width differ.
 GROUPS: dict[str, list[StudentArch]] = {
-    "384 ~17.3M": _archs(384, (3, 12, 1536), (6, 12, 384), (3, 6, 1536), (6, 4, 384)),
     "384 ~15.6M": _archs(384, (2, 12, 1536), (3, 12, 768), (4, 12, 384), (2, 6, 1536)),
+    "384 ~15.0M": _archs(384, (1, 12, 3072), (2, 12, 1152), (1, 6, 3072), (2, 4, 1152)),
     "384 ~13.8M": _archs(384, (1, 12, 1536), (2, 12, 384), (1, 6, 1536), (1, 4, 1536)),
     "256 ~10.4M": _archs(256, (3, 8, 1024), (6, 8, 256), (3, 4, 1024), (6, 16, 256)),
     "256 ~9.6M": _archs(256, (2, 8, 1024), (4, 8, 256), (2, 4, 1024), (4, 16, 256)),
