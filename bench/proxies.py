@@ -1,9 +1,10 @@
 """How well zero-cost proxies rank distilled text students (DisWOT vs baselines), and how much cheaper.
 
     nice -n 10 .venv/bin/python -m bench.proxies [--datasets rotten_tomatoes] [--n-train 1000] [--epochs 3]
-                                                 [--seeds 0,1,2]
+                                                 [--seeds 0,1,2] [--space tiny|wide] [--lr 1e-3]
 
-24 student architectures in 6 groups of 4 of the same size but different shape (deep-narrow vs shallow-wide,
+24 student architectures (``--space``: tiny, 64–128 wide, or wide, 192–384) in 6 groups of 4 of the same
+size but different shape (deep-narrow vs shallow-wide,
 heads, FFN ratio) are distilled with the same pipeline (vanilla KD) from the fine-tuned MiniLM teacher; each
 group's accuracy is printed against the majority-class baseline (a group stuck there would make its τ
 meaningless). Every proxy scores them for each seed (the proxy batch and the students' initialisation),
@@ -43,7 +44,7 @@ def _archs(hidden: int, *shapes: tuple[int, int, int]) -> list[StudentArch]:
 
 
 # Equal parameters within a group (checked below); depth, heads and FFN width differ.
-GROUPS: dict[str, list[StudentArch]] = {
+WIDE: dict[str, list[StudentArch]] = {
     "384 ~15.6M": _archs(384, (2, 12, 1536), (3, 12, 768), (4, 12, 384), (2, 6, 1536)),
     "384 ~15.0M": _archs(384, (1, 12, 3072), (2, 12, 1152), (1, 6, 3072), (2, 4, 1152)),
     "384 ~13.8M": _archs(384, (1, 12, 1536), (2, 12, 384), (1, 6, 1536), (1, 4, 1536)),
@@ -51,12 +52,25 @@ GROUPS: dict[str, list[StudentArch]] = {
     "256 ~9.6M": _archs(256, (2, 8, 1024), (4, 8, 256), (2, 4, 1024), (4, 16, 256)),
     "192 ~6.9M": _archs(192, (2, 6, 768), (4, 6, 192), (2, 3, 768), (4, 12, 192)),
 }
+# Tiny students (64–128 wide, 1–4 layers; embeddings projected from the teacher's): cheap enough to distil
+# all 24 on two shared cores.
+TINY: dict[str, list[StudentArch]] = {
+    "128 B": _archs(128, (2, 4, 512), (3, 4, 256), (4, 4, 128), (2, 8, 512)),
+    "128 A": _archs(128, (1, 4, 512), (2, 4, 128), (1, 8, 512), (2, 2, 128)),
+    "96 B": _archs(96, (2, 4, 384), (3, 4, 192), (4, 4, 96), (2, 6, 384)),
+    "96 A": _archs(96, (1, 4, 384), (2, 4, 96), (1, 2, 384), (2, 6, 96)),
+    "64 B": _archs(64, (2, 4, 256), (3, 4, 128), (4, 4, 64), (2, 2, 256)),
+    "64 A": _archs(64, (1, 4, 256), (2, 4, 64), (1, 2, 256), (2, 8, 64)),
+}
+SPACES = {"wide": WIDE, "tiny": TINY}
 MAX_LENGTH = {"rotten_tomatoes": 64, "bbc_news": 128}
 
 
-def distilled(task, teacher, archs, ml: int, epochs: int, settings: Settings) -> tuple[list[float], float]:
+def distilled(
+    task, teacher, archs, ml: int, epochs: int, lr: float, settings: Settings
+) -> tuple[list[float], float]:
     """Validation accuracy of every arch distilled with vanilla KD (cached as JSON), and training seconds."""
-    path = Path("artifacts/bench_text") / f"{task.name}-{len(task.train)}-e{epochs}.json"
+    path = Path("artifacts/bench_text") / f"{task.name}-{len(task.train)}-e{epochs}-lr{lr:g}.json"
     done = json.loads(path.read_text()) if path.exists() else {}
     train = encode_fixed(task.train, teacher.tokenizer, ml, torch.arange(task.num_labels))
     outputs = teacher_outputs(teacher, {"input_ids": train.input_ids, "attention_mask": train.attention_mask,
@@ -66,7 +80,7 @@ def distilled(task, teacher, archs, ml: int, epochs: int, settings: Settings) ->
         key = arch.model_dump_json()
         if key in done:
             continue
-        pipe = Pipeline.vanilla_kd(student=arch, training=Training(lr=3e-4, epochs=epochs, max_length=ml))
+        pipe = Pipeline.vanilla_kd(student=arch, training=Training(lr=lr, epochs=epochs, max_length=ml))
         t0 = time.perf_counter()
         res = distill_student(task, teacher, pipe, outputs=outputs, progress=False, measure_latency=False)
         done[key] = (res.metrics["accuracy"], time.perf_counter() - t0)
@@ -87,24 +101,27 @@ def proxy_batch(task, teacher, ml: int, size: int, seed: int) -> ProxyBatch:
     return ProxyBatch(labels=enc.labels, input_ids=ids, attention_mask=mask, token_type_ids=types)
 
 
-def run(dataset: str, n_train: int, n_val: int, epochs: int, batch_size: int, seeds: list[int]) -> None:
+def run(dataset: str, args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
+    n_train, n_val, epochs, batch_size = args.n_train, args.n_val, args.epochs, args.batch_size
+    seeds = [int(x) for x in args.seeds.split(",")]
+    groups_def = SPACES[args.space]
     settings = Settings.from_env()
     ml = MAX_LENGTH[dataset]
     task = load_task(dataset).subset(n_train, n_val, seed=0)
     teacher = finetune_teacher(minilm_dir(), task, settings.teachers, FinetuneConfig(max_length=ml))
-    archs = [a for g in GROUPS.values() for a in g]
-    groups = [name for name, g in GROUPS.items() for _ in g]
-    accs, train_s = distilled(task, teacher, archs, ml, epochs, settings)
+    archs = [a for g in groups_def.values() for a in g]
+    groups = [name for name, g in groups_def.items() for _ in g]
+    accs, train_s = distilled(task, teacher, archs, ml, epochs, args.lr, settings)
     val = encode_fixed(task.validation, teacher.tokenizer, ml, torch.arange(task.num_labels))
     majority = max(collections.Counter(val.labels.tolist()).values()) / len(val.labels)
     print(f"\n### {dataset}: {len(task.train)}/{len(task.validation)} examples, max_length {ml}, "
-          f"{len(archs)} students in {len(GROUPS)} equal-size groups, vanilla KD {epochs} epochs, "
-          f"seeds {seeds}\n")  # fmt: skip
+          f"{len(archs)} students in {len(groups_def)} equal-size groups ({args.space}), vanilla KD "
+          f"{epochs} epochs at lr {args.lr:g}, seeds {seeds}\n")  # fmt: skip
     print(f"teacher accuracy {evaluate(teacher.model, val)['accuracy']:.4f}; majority class {majority:.4f}\n")
     print("| group | params | accuracies | mean |\n|---|---|---|---|")
     bins = []
-    for name in GROUPS:
+    for name in groups_def:
         idx = [i for i, g in enumerate(groups) if g == name]
         bins.append(idx)
         ps = [estimate_params(archs[i], teacher.model) for i in idx]
@@ -139,17 +156,12 @@ def main() -> None:
     ap.add_argument("--n-val", type=int, default=300)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--space", choices=sorted(SPACES), default="tiny", help="the student groups")
+    ap.add_argument("--lr", type=float, default=1e-3, help="students' learning rate")
     ap.add_argument("--batch-size", type=int, default=32, help="examples the proxies see")
     args = ap.parse_args()
     for ds in args.datasets.split(","):
-        run(
-            ds,
-            args.n_train,
-            args.n_val,
-            args.epochs,
-            args.batch_size,
-            [int(x) for x in args.seeds.split(",")],
-        )
+        run(ds, args)
 
 
 if __name__ == "__main__":
