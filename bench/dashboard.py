@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 
 from bench.api import seed_job, server
-from service.db import create_key, make_engine, session_factory, upgrade
+from store import create_key, make_engine, session_factory, upgrade
 from tests.test_dashboard import CHROMIUM, CHROMIUM_ARGS
 
 NAV = """() => {

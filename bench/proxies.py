@@ -31,12 +31,12 @@ from distill.encoding import encode_fixed
 from distill.engine import distill_student
 from distill.finetune import FinetuneConfig, finetune_teacher
 from distill.pipeline import Pipeline, StudentArch, Training
-from distill.settings import Settings
 from distill.student import estimate_params
 from distill.teacher_outputs import teacher_outputs
 from distill.trainer import evaluate
 from search.proxies import PROXIES, ProxyBatch, random_like
 from search.proxy_scoring import score_candidates
+from store.settings import Settings
 
 
 def _archs(hidden: int, *shapes: tuple[int, int, int]) -> list[StudentArch]:
