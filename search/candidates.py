@@ -144,6 +144,7 @@ def search_students(
     picked = ([reference] if fits else []) + [a for a in found if a != reference]
     chosen = {a.model_dump_json() for a in picked}
     rows = [
-        {**c.row(), "proxy": proxy, "picked": c.arch.model_dump_json() in chosen} for c in result.candidates
+        {**c.row(), proxy: c.score, "proxy": proxy, "picked": c.arch.model_dump_json() in chosen}
+        for c in result.candidates
     ]
     return picked[: top_k + 1], rows, result.per_second
