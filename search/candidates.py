@@ -15,8 +15,7 @@ from distill.student import build_student, count_params, cpu_latency_ms, estimat
 from distill.teacher import Teacher
 from search.proxies import DEFAULT_PROXY, ProxyBatch, random_like
 from search.proxy_scoring import proxy_fitness
-from search.student_search import Budget as SearchBudget
-from search.student_search import StudentSpace, regularized_evolution, student_params
+from search.student_search import StudentBudget, StudentSpace, regularized_evolution, student_params
 
 
 def default_candidates(teacher: PreTrainedModel) -> list[StudentArch]:
@@ -122,7 +121,7 @@ def search_students(
         ffn_ratios=(1, 2, 3, 4),
         hidden_per_head=cfg.hidden_size // cfg.num_attention_heads,
     )
-    budget = SearchBudget(max_params=limit, max_latency_ms=max_latency_ms, latency_fn=latency_fn)
+    budget = StudentBudget(max_params=limit, max_latency_ms=max_latency_ms, latency_fn=latency_fn)
     reference = default_candidates(model)[0]
     # A randomly initialised teacher: chosen on the text bench of issue 4 with the old proxy code. On the CNN
     # bench of issue 14 (bench/RESULTS.md) the trained teacher ranked better; not yet re-measured on text.

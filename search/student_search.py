@@ -4,12 +4,12 @@ budget, scored by any ``fitness(arch)`` — typically zero-cost proxies against 
 * :class:`StudentSpace` — genes ``layers``, ``heads``, ``hidden`` (``heads × hidden_per_head``, or a gene of
   its own from ``hiddens``) and ``ffn_ratio`` (``ffn = round(ratio × hidden)``); an arch is valid when
   ``heads`` divides ``hidden``. Mutation moves one gene to a neighbouring value.
-* :class:`Budget` — ``max_params`` (``distill.student.estimate_params``) and ``max_latency_ms`` (a
+* :class:`StudentBudget` — ``max_params`` (``distill.student.estimate_params``) and ``max_latency_ms`` (a
   user-supplied ``latency_fn(arch)``). No candidate outside the budget is ever scored: sampling and
   mutation retry (at most ``max_tries`` times) until a valid arch comes up.
 * :func:`regularized_evolution` (aging evolution, Real et al. 2019) and :func:`random_search`, with the same
-  number of evaluations for a fair comparison, return a :class:`SearchResult` (every evaluation, ``top_k``,
-  candidates per second).
+  number of evaluations for a fair comparison, return a :class:`StudentSearchResult` (every evaluation,
+  ``top_k``, candidates per second).
 * A ``fitness`` with a ``combine(rows) -> scores`` method (``search.proxy_scoring.ProxyFitness``) is scored
   within the population: tournaments compare the sampled members' ranks among themselves, and every
   candidate's final ``score`` is its rank-based score within the whole scored population.
@@ -107,7 +107,7 @@ class StudentSpace:
 
 
 @dataclass(frozen=True)
-class Budget:
+class StudentBudget:
     """Hard limits on every scored candidate; ``latency_fn`` is required with ``max_latency_ms``."""
 
     max_params: int | None = None
@@ -162,7 +162,7 @@ class Candidate:
 
 
 @dataclass
-class SearchResult:
+class StudentSearchResult:
     """Every evaluation in order (re-evaluations of an arch included), and the wall time."""
 
     candidates: list[Candidate]
@@ -200,14 +200,14 @@ class _Evaluator:
         space: StudentSpace,
         fitness: Fitness,
         teacher: PreTrainedModel,
-        budget: Budget | None,
+        budget: StudentBudget | None,
         *,
         seed: int,
         max_tries: int,
         cache: bool,
     ) -> None:
         self.space, self.fitness, self.teacher = space, fitness, teacher
-        self.budget = budget or Budget()
+        self.budget = budget or StudentBudget()
         self.rng = random.Random(seed)
         self.max_tries = max_tries
         self.cache: dict[StudentArch, tuple[float, dict[str, float]]] | None = {} if cache else None
@@ -223,12 +223,12 @@ class _Evaluator:
             return [c.score for c in cands]
         return list(self.combine([c.extras for c in cands]))
 
-    def result(self, seconds: float) -> SearchResult:
+    def result(self, seconds: float) -> StudentSearchResult:
         """Every evaluation, each scored within the whole population when the fitness combines."""
         cands = self.candidates
         if self.combine is not None:
             cands = [replace(c, score=s) for c, s in zip(cands, self.scores(cands), strict=True)]
-        return SearchResult(cands, seconds)
+        return StudentSearchResult(cands, seconds)
 
     def check(self, genome: Genome) -> tuple[StudentArch, int, float | None] | None:
         arch = self.space.decode(genome)
@@ -286,7 +286,7 @@ def _split(value: float | Mapping[str, float]) -> tuple[float, dict[str, float]]
     return float(value), {}
 
 
-def _report(name: str, result: SearchResult, log: Log) -> SearchResult:
+def _report(name: str, result: StudentSearchResult, log: Log) -> StudentSearchResult:
     if log is not None:
         best = result.best
         log(
@@ -301,7 +301,7 @@ def regularized_evolution(
     fitness: Fitness,
     teacher: PreTrainedModel,
     *,
-    budget: Budget | None = None,
+    budget: StudentBudget | None = None,
     population: int = 20,
     sample_size: int = 5,
     cycles: int = 80,
@@ -309,7 +309,7 @@ def regularized_evolution(
     max_tries: int = 1000,
     cache: bool = True,
     log: Log = print,
-) -> SearchResult:
+) -> StudentSearchResult:
     """Aging evolution: score ``population`` random archs; then, ``cycles`` times, draw ``sample_size``
     members at random, mutate the fittest (ranked among the sample for a population-level fitness), score
     the child, add it and drop the oldest member.
@@ -340,12 +340,12 @@ def random_search(
     teacher: PreTrainedModel,
     *,
     evaluations: int,
-    budget: Budget | None = None,
+    budget: StudentBudget | None = None,
     seed: int = 0,
     max_tries: int = 1000,
     cache: bool = True,
     log: Log = print,
-) -> SearchResult:
+) -> StudentSearchResult:
     """``evaluations`` archs drawn uniformly from the valid in-budget genomes (the evolution's baseline)."""
     ev = _Evaluator(space, fitness, teacher, budget, seed=seed, max_tries=max_tries, cache=cache)
     t0 = time.perf_counter()

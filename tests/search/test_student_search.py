@@ -14,7 +14,7 @@ from distill.student import estimate_params
 from search.proxies import ProxyBatch
 from search.proxy_scoring import proxy_fitness, score_candidates
 from search.student_search import (
-    Budget,
+    StudentBudget,
     StudentSpace,
     random_search,
     regularized_evolution,
@@ -75,7 +75,7 @@ def test_cached_param_count_is_estimate_params(teacher) -> None:
 
 
 def test_evolution_respects_the_budget_and_is_deterministic(teacher) -> None:
-    budget = Budget(max_params=300_000)
+    budget = StudentBudget(max_params=300_000)
     assert any(  # the budget binds: the space holds bigger students
         student_params(WIDE.decode(WIDE.sample(random.Random(i))), teacher) > budget.max_params
         for i in range(20)
@@ -101,15 +101,17 @@ def test_evolution_respects_the_budget_and_is_deterministic(teacher) -> None:
 
 
 def test_latency_budget_and_impossible_budget(teacher) -> None:
-    budget = Budget(max_latency_ms=3.0, latency_fn=lambda arch: float(arch.layers))
+    budget = StudentBudget(max_latency_ms=3.0, latency_fn=lambda arch: float(arch.layers))
     result = regularized_evolution(
         WIDE, toy, teacher, budget=budget, population=6, sample_size=2, cycles=10, log=None
     )
     assert all(c.latency_ms is not None and c.latency_ms <= 3.0 for c in result.candidates)
     with pytest.raises(RuntimeError, match="no architecture within the budget"):
-        random_search(WIDE, toy, teacher, evaluations=1, budget=Budget(max_params=10), max_tries=50, log=None)
+        random_search(
+            WIDE, toy, teacher, evaluations=1, budget=StudentBudget(max_params=10), max_tries=50, log=None
+        )
     with pytest.raises(ValueError, match="latency_fn"):
-        Budget(max_latency_ms=1.0)
+        StudentBudget(max_latency_ms=1.0)
 
 
 def test_evolution_beats_random_search_on_a_toy_objective(teacher) -> None:
