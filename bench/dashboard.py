@@ -26,7 +26,7 @@ import httpx
 
 from bench.api import seed_job, server
 from store import create_key, make_engine, session_factory, upgrade
-from tests.test_dashboard import CHROMIUM, CHROMIUM_ARGS
+from tests.service.test_dashboard import CHROMIUM, CHROMIUM_ARGS
 
 NAV = """() => {
   const n = performance.getEntriesByType('navigation')[0];

@@ -102,8 +102,15 @@ Load it with `transformers.pipeline("text-classification", model="<this folder>"
 
 
 def final_card(
-    folder: Path, *, title: str, summary: str, dataset: str, base_model: str | None, results: str,
-    speed: str, details: dict[str, Any],
+    folder: Path,
+    *,
+    title: str,
+    summary: str,
+    dataset: str,
+    base_model: str | None,
+    results: str,
+    speed: str,
+    details: dict[str, Any],
 ) -> None:
     """Rewrite ``folder``'s model card once the job has measured it on the test split: what the pipeline did,
     the results table, the speed settings, and ``huggingface_hub`` card metadata (base_model — a Hub id

@@ -217,8 +217,7 @@ def raw_labels(df: pd.DataFrame, col: str, where: str, class_names: list[str] | 
     ]
     if missing:
         raise DataError(
-            f"{where}: {len(missing)} row(s) with a missing label in column `{col}` "
-            f"({row_list(missing, df)})"
+            f"{where}: {len(missing)} row(s) with a missing label in column `{col}` ({row_list(missing, df)})"
         )
     refuse_nul(values, where, col, df)
     return [label_key(v) for v in values]
@@ -239,7 +238,6 @@ def label_names(keys: list[int | str], class_names: list[str] | None, where: str
     if len(present) < 2:
         raise DataError(f"{where}: only one class (`{present[0]}`) in label column `{col}`; need >= 2")
     return names
-
 
 
 def read_source(

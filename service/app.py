@@ -17,9 +17,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from distill.data import DataError
 from distill.hf import ModelError
 from distill.registry import UnknownComponentError
+from distill.tables import DataError
 from service.dashboard import routes as dashboard
 from service.deps import Context
 from service.routes import datasets, jobs, teachers

@@ -7,8 +7,8 @@ from typing import Any
 
 from fastapi import HTTPException
 
-from distill.data import DataError
 from distill.pipeline import Pipeline
+from distill.tables import DataError
 from service.deps import Context, owned_dataset, owned_teacher
 from service.inputs import check_pair
 from service.schemas import (
@@ -210,5 +210,3 @@ def predicted_out(ctx: Context, job_id: str) -> PredictedOut | None:
         measured_accuracy=trial.accuracy if trial is not None else None,
         why=rec.why,
     )
-
-

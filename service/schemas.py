@@ -233,7 +233,8 @@ class RecommendationOut(BaseModel):
     teacher: TeacherSummary | None = None
     size_ratio: float | None = Field(None, description="Student parameters / teacher parameters.")
     speedup: float | None = Field(
-        None, description="Teacher CPU latency / student CPU latency: timed side by side once the job has "
+        None,
+        description="Teacher CPU latency / student CPU latency: timed side by side once the job has "
         "finished (settings in `speed`), else from separate measurements.",
     )
     speed: dict[str, Any] | None = Field(

@@ -36,8 +36,6 @@ if TYPE_CHECKING:
     pass
 
 
-
-
 def create_job(
     db: Db,
     *,
@@ -239,5 +237,3 @@ def cancel_job(db: Db, job_id: str) -> bool:
                 .execution_options(synchronize_session=False)
             )
         return done == 1
-
-

@@ -31,8 +31,6 @@ if TYPE_CHECKING:
     from distill.pipeline import Pipeline
 
 
-
-
 def add_artifact(
     db: Db, job_id: str, kind: str, path: str, *, size: int | None = None, trial_id: int | None = None
 ) -> Artifact:

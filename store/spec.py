@@ -77,7 +77,9 @@ class JobBudget(StrictModel):
         12, ge=2, le=10_000, description="Trials in all, the no-KD and vanilla-KD references included."
     )
     wall_seconds: float | None = Field(
-        None, gt=0, le=7 * 24 * 3600,
+        None,
+        gt=0,
+        le=7 * 24 * 3600,
         description="Seconds for the search (its trials), counted from its first trial: teacher fine-tuning "
         "(bounded by its epochs) and the final test are outside it.",
     )
@@ -99,7 +101,10 @@ class JobBudget(StrictModel):
         None, gt=0, description="Every student's CPU latency (1×max_length)."
     )
     target_ratio: float | None = Field(
-        None, gt=0, le=1.5, description="Wanted accuracy / teacher accuracy: the answer is the smallest (or "
+        None,
+        gt=0,
+        le=1.5,
+        description="Wanted accuracy / teacher accuracy: the answer is the smallest (or "
         "`target_by`: fastest) student that reaches it; the search then also minimises that measure.",
     )
     target_by: Literal["params", "latency_ms"] = "params"

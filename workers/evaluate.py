@@ -69,9 +69,7 @@ def keep(completed: list[Trial], chosen: Trial) -> dict[int, list[str]]:
     return dict(sorted(roles.items()))
 
 
-def test_all(
-    prof: Profiled, max_length: int, folders: dict[int, Path], chosen: int
-) -> dict[str, Any]:
+def test_all(prof: Profiled, max_length: int, folders: dict[int, Path], chosen: int) -> dict[str, Any]:
     """The teacher and each student in ``folders`` (trial number → folder) measured once on the test split;
     the ``chosen`` student timed beside the teacher (``speed``). Without a test split: ``{"test": None}``."""
     task, teacher = prof.task, prof.teacher

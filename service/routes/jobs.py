@@ -243,7 +243,8 @@ def _student_folder(ctx: Context, job: Job, trial: int | None = None) -> FsPath:
         arts = [a for a in kept if row is not None and a.trial_id == row.id]
         if not arts:
             raise HTTPException(
-                404, f"job {job.id} kept no student for trial {trial} (kept: the recommended student, the "
+                404,
+                f"job {job.id} kept no student for trial {trial} (kept: the recommended student, the "
                 "Pareto front and the references; see the recommendation's `students`)",
             )
     try:

@@ -7,10 +7,11 @@ import random
 
 import pytest
 
-from distill.data import Example, TextTask
+from distill.data import TextTask
 from distill.engine import distill_student
 from distill.lr_probe import probe_grid, probe_lr
 from distill.pipeline import Pipeline, StudentArch, Training
+from distill.tables import Example
 from distill.teacher import load_teacher
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from distill.data import DataError, load_task
+from distill.data import load_task
+from distill.tables import DataError
 
 
 def _csv(path: Path, n: int, offset: int = 0, labels: tuple[str, ...] = ("neg", "neu", "pos")) -> Path:
