@@ -143,7 +143,13 @@ def load_subset(
 ) -> TextTask:
     """``load_task`` then, when a size is given, a stratified seeded subset of the splits."""
     task = load_task(source, seed=seed, **kw)
-    return task.subset(max_train, max_val, seed=seed) if (max_train or max_val) else task
+    if not (max_train or max_val):
+        return task
+    small = task.subset(max_train, max_val, seed=seed)
+    split = dict(small.meta.get("split") or {})
+    split.update(train=len(small.train), validation=len(small.validation), subset_of=len(task.train))
+    small.meta["split"] = split
+    return small
 
 
 def load_task(
