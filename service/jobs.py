@@ -131,7 +131,7 @@ def recommendation_out(ctx: Context, job: Job) -> RecommendationOut:
     if final and rec is not None and rec.source == "measured":
         why = rec.why
     else:
-        why = f"{measured_why(ctx.db, job.id, top)}; {job.state}"
+        why = f"{measured_why(ctx.db, job.id, top)} (so far: the job is {job.state})"
     evaluation = get_profile(ctx.db, "evaluation", job_id=job.id) if final else None
     held: dict = {}
     if evaluation is not None:

@@ -38,7 +38,12 @@ def finish(run: JobRun, prof: Profiled, recorder: TrialRecorder) -> None:
     folders = keep_students(run, prof, [t for t in completed if t.number in roles], chosen)
     doc = test_all(prof, run.spec.budget.max_length, folders, chosen.number)
     refs = {t.is_reference: t for t in completed if t.is_reference}
-    why = summary(chosen, refs, doc, target)
+    head = (
+        f"{target['text']} (trial {chosen.number})"
+        if target
+        else results.measured_why(run.db, run.job.id, chosen)
+    )
+    why = f"{head}; {summary(chosen, refs, doc, {})}"
     evaluation = {
         "split": prof.task.meta.get("split"), "kept": {str(k): v for k, v in roles.items()}, "target": target,
         "recommended": chosen.number, "downloadable": sorted(folders), **doc,

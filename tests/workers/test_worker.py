@@ -108,7 +108,7 @@ def test_search_stores_every_trial_and_a_crash_does_not_stop_it(settings, tiny_t
     assert job.best_accuracy == max(t.accuracy for t in done if t.status == "completed")
 
     rec = results.latest_recommendation(worker.db, job.id)
-    assert rec.source == "measured" and rec.score == job.best_accuracy and "validation" in rec.why
+    assert rec.source == "measured" and rec.score == job.best_accuracy and rec.why.startswith("best of")
     ev = results.get_profile(worker.db, "evaluation", job_id=job.id).data
     assert ev["split"]["test"] == ev["n"] > 0 and "test 0." in rec.why and "× faster" in rec.why
     assert ev["speed"]["threads"] == 1 and ev["speed"]["seq_len"] == 32
