@@ -23,6 +23,7 @@ from distill.encoding import TrainData
 from distill.intermediate import IntermediateLoss
 from distill.losses import LogitInputs, LossContext, build_loss
 from distill.objectives import ObjectiveContext
+from distill.objectives.base import FittedObjective
 from distill.pipeline import Pipeline
 from distill.student import forward_features
 from distill.teacher_outputs import TeacherOutputs
@@ -88,12 +89,19 @@ class DistillLoss(nn.Module):
                 t.hidden_size,
                 s.num_attention_heads,
                 t.num_attention_heads,
+                s.num_labels,
             )
             self.inter = IntermediateLoss(pipeline.intermediate, ctx)
 
     @property
     def uses_teacher(self) -> bool:
         return (self.kd.uses_teacher and self.spec.loss.kd_weight > 0) or self.inter is not None
+
+    def prepare(self, train: TrainData) -> None:
+        """Fit the objectives whose targets come from the whole training set (``FittedObjective``)."""
+        obj = self.inter.objectives["hidden"] if self.inter and "hidden" in self.inter.objectives else None
+        if isinstance(obj, FittedObjective) and train.teacher is not None:
+            obj.fit(self.inter.hidden_pairs, train.teacher.hidden, train.labels)
 
     @property
     def needs_hidden(self) -> bool:
@@ -138,9 +146,11 @@ def train_model(
     gen = torch.Generator().manual_seed(tr.seed)
     dev = pick_device(device)
     model.to(dev)
-    criterion = (criterion or DistillLoss(pipeline, model, teacher_cfg)).to(dev)
+    criterion = criterion or DistillLoss(pipeline, model, teacher_cfg)
     if criterion.uses_teacher and train.teacher is None:
         raise ValueError(f"pipeline loss {pipeline.loss.name} needs teacher outputs")
+    criterion.prepare(train)
+    criterion.to(dev)
     params = [p for p in [*model.parameters(), *criterion.parameters()] if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]

@@ -24,6 +24,7 @@ class ObjectiveContext:
     teacher_dim: int
     student_heads: int
     teacher_heads: int
+    num_labels: int = 0  # classes of the task (objectives with class-level targets, e.g. lelp)
 
 
 class Objective(PluginModule):
@@ -48,6 +49,26 @@ class Objective(PluginModule):
         self.p = self.resolve(spec.params)
 
     def pair_loss(self, s: Tensor, t: Tensor, mask: Tensor, s_layer: int) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+class FittedObjective(Objective):
+    """An objective with targets fitted once per training run on the teacher's cached features of the
+    whole training set (class means, principal directions, ...), before the optimizer is built.
+
+    ``fit`` gets the mapped ``(student index, teacher index)`` pairs, the teacher's cached hidden states
+    (index → ``(N, T, Ht)``) and the ``(N,)`` labels; it stores what it needs per student index (the pairs
+    must therefore map each student index to one teacher index).
+    """
+
+    def fit(self, pairs: list[tuple[int, int]], hidden: dict[int, Tensor], labels: Tensor) -> None:
+        students = [i for i, _ in pairs]
+        if len(set(students)) != len(students):
+            raise ValueError(f"{self.spec.name} needs a one-to-one layer mapping (skip, last or uniform)")
+        for i, j in pairs:
+            self.fit_layer(i, hidden[j][:, 0].float(), labels)
+
+    def fit_layer(self, s_layer: int, t_cls: Tensor, labels: Tensor) -> None:  # pragma: no cover
         raise NotImplementedError
 
 
