@@ -98,7 +98,9 @@ def run_task(name: str, sizes: Sequence[int], seeds: Sequence[int], tr: Training
     full = load_task(name)
     train, val, test = three_way_split(full, sizes)
     task = TextTask(full.name, full.labels, train, val)
-    teacher = finetune_teacher(minilm_dir(), task, settings.teachers, FinetuneConfig(max_length=tr.max_length))
+    teacher = finetune_teacher(
+        minilm_dir(), task, settings.teachers, FinetuneConfig(max_length=tr.max_length)
+    )
     ident = torch.arange(task.num_labels)
     test_enc = encode_fixed(test, teacher.tokenizer, tr.max_length, ident)
     t_correct = correct(teacher.model, test_enc)

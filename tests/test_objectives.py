@@ -13,7 +13,12 @@ from distill.objectives.mi_alpha import log_loo_mean
 from distill.pipeline import IntermediateSpec
 
 CTX = ObjectiveContext(
-    student_layers=2, teacher_layers=4, student_dim=2, teacher_dim=3, student_heads=2, teacher_heads=3,
+    student_layers=2,
+    teacher_layers=4,
+    student_dim=2,
+    teacher_dim=3,
+    student_heads=2,
+    teacher_heads=3,
     num_labels=2,
 )
 ALL = [

@@ -1,4 +1,4 @@
-"""``dac_kl``: distribution-adaptive clipping KL (after Liu et al. 2024, multi-granularity semantic revision)."""
+"""``dac_kl``: distribution-adaptive clipping KL (after Liu et al. 2024, semantic revision for LLM KD)."""
 
 from __future__ import annotations
 

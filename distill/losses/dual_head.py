@@ -23,7 +23,7 @@ def binary_kl(teacher_logits: Tensor, student_logits: Tensor) -> Tensor:
 
 @LOSSES.register(
     "dual_head",
-    "Dual-Head KD: softmax KL on the main head, logit-level binary KL on an auxiliary head (Yang et al. 2024)",
+    "Dual-Head KD: softmax KL on the main head, binary (logit) KL on an auxiliary head (Yang et al. 2024)",
 )
 class DualHeadLoss(LogitLoss):
     """With ``s`` the main head's logits, ``a = W h + c`` an auxiliary linear head on the student's pooled

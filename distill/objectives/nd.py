@@ -12,7 +12,7 @@ from distill.objectives.base import OBJECTIVES, FittedObjective
 from distill.objectives.hidden_mse import ProjectedObjective, cls_vector
 
 
-@OBJECTIVES.register("nd", "Norm & direction: 1 − cos to the teacher [CLS] / class mean + hinge on a small norm")
+@OBJECTIVES.register("nd", "Norm & direction: 1 − cos to the teacher [CLS] or class mean + norm hinge")
 class NDObjective(ProjectedObjective, FittedObjective):
     """Direction plus norm regulariser, with ``p_b = W_l s_b,CLS + c_l`` and ``t_b = t_b,CLS``::
 
