@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+import torch
 from torch import Tensor
 
 from distill.plugin import PluginModule
@@ -57,16 +58,17 @@ class FittedObjective(Objective):
     whole training set (class means, principal directions, ...), before the optimizer is built.
 
     ``fit`` gets the mapped ``(student index, teacher index)`` pairs, the teacher's cached hidden states
-    (index → ``(N, T, Ht)``) and the ``(N,)`` labels; it stores what it needs per student index (the pairs
-    must therefore map each student index to one teacher index).
+    (index → ``(N, T, Ht)``) and the ``(N,)`` labels, and calls ``fit_layer`` once per student index with
+    the teacher [CLS] rows of its paired layer; where a mapping pairs one student index with several
+    teacher layers (``emd``) it gets the rows of all of them, stacked.
     """
 
     def fit(self, pairs: list[tuple[int, int]], hidden: dict[int, Tensor], labels: Tensor) -> None:
-        students = [i for i, _ in pairs]
-        if len(set(students)) != len(students):
-            raise ValueError(f"{self.spec.name} needs a one-to-one layer mapping (skip, last or uniform)")
-        for i, j in pairs:
-            self.fit_layer(i, hidden[j][:, 0].float(), labels)
+        for i in sorted({i for i, _ in pairs}):
+            layers = [j for k, j in pairs if k == i]
+            rows = torch.cat([hidden[j][:, 0] for j in layers])
+            rows = rows.to(torch.promote_types(rows.dtype, torch.float32))
+            self.fit_layer(i, rows, labels.repeat(len(layers)))
 
     def fit_layer(self, s_layer: int, t_cls: Tensor, labels: Tensor) -> None:  # pragma: no cover
         raise NotImplementedError
