@@ -94,18 +94,27 @@ def boot(x: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def run_task(name: str, sizes: Sequence[int], seeds: Sequence[int], tr: Training, settings: Settings) -> None:
+def run_task(
+    name: str, sizes: Sequence[int], teacher_rows: int, seeds: Sequence[int], tr: Training, settings: Settings
+) -> None:
+    """``teacher_rows`` ≥ ``sizes[0]``: the teacher is fine-tuned on that many rows, the students are
+    distilled on the first ``sizes[0]`` of them (the transfer set is part of the teacher's training data)."""
     full = load_task(name)
-    train, val, test = three_way_split(full, sizes)
-    task = TextTask(full.name, full.labels, train, val)
+    teacher_train, val, test = three_way_split(full, [max(teacher_rows, sizes[0]), *sizes[1:]])
     teacher = finetune_teacher(
-        minilm_dir(), task, settings.teachers, FinetuneConfig(max_length=tr.max_length)
+        minilm_dir(),
+        TextTask(full.name, full.labels, teacher_train, val),
+        settings.teachers,
+        FinetuneConfig(max_length=tr.max_length),
     )
+    train = teacher_train[: sizes[0]]
+    task = TextTask(full.name, full.labels, train, val)
     ident = torch.arange(task.num_labels)
     test_enc = encode_fixed(test, teacher.tokenizer, tr.max_length, ident)
     t_correct = correct(teacher.model, test_enc)
     print(
-        f"\n### {name}: train {len(train)} / val {len(val)} / test {len(test)}, {task.num_labels} classes, "
+        f"\n### {name}: train {len(train)} (teacher {len(teacher_train)}) / val {len(val)} / "
+        f"test {len(test)}, {task.num_labels} classes, "
         f"student {STUDENT.layers}x{STUDENT.hidden}, lr {tr.lr}, {tr.epochs} epochs, seeds {list(seeds)}\n"
     )
     print(f"Teacher (MiniLM-L6 fine-tuned) test accuracy {t_correct.mean():.4f}\n")
@@ -136,6 +145,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tasks", nargs="+", default=["rotten_tomatoes", "bbc_news"])
     ap.add_argument("--sizes", nargs=3, type=int, default=[800, 200, 600], help="train, val, test rows")
+    ap.add_argument("--teacher-rows", type=int, default=0, help="teacher's train rows (default: train)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--epochs", type=int, default=3)
@@ -145,7 +155,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     tr = Training(lr=args.lr, epochs=args.epochs, batch_size=32, max_length=args.max_length)
     for name in args.tasks:
-        run_task(name, args.sizes, args.seeds, tr, Settings.from_env())
+        run_task(name, args.sizes, args.teacher_rows, args.seeds, tr, Settings.from_env())
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 
 def pipeline_key(doc: dict) -> str:
@@ -102,16 +102,28 @@ class Augmentation(_Spec):
     p: float = Field(0.1, ge=0, le=1, description="Per-word probability of each op.")
     copies: int = Field(0, ge=0, le=16, description="Augmented copies of the training set (0 = none).")
     mixup: float = Field(0.0, ge=0, le=10, description="Beta(α, α) mixup on embeddings; 0 = off.")
+    mlm: str | None = Field(
+        None, max_length=500, description="Masked LM (folder or Hub id) for ops that need one (`contextual`)."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Augmentation:
         from distill.augment import AUGMENTATIONS
 
-        for op in self.ops:
-            AUGMENTATIONS.get(op)
+        needs_mlm = [op for op in self.ops if getattr(AUGMENTATIONS.get(op), "uses_mlm", False)]
         if bool(self.ops) != bool(self.copies):
             raise ValueError("augmentation needs both ops and copies > 0 (or neither)")
+        if bool(needs_mlm) != bool(self.mlm):
+            raise ValueError("set augmentation.mlm (a masked LM) exactly when an op needs one (contextual)")
         return self
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_mlm(self, handler: Any) -> dict[str, Any]:
+        """``mlm`` is left out while unset, so pipelines without it keep their JSON and ``key()``."""
+        doc = handler(self)
+        if doc.get("mlm") is None:
+            doc.pop("mlm", None)
+        return doc
 
 
 class Training(_Spec):
