@@ -30,6 +30,7 @@ from distill.pipeline import IntermediateSpec, LogitLossSpec, Pipeline, StudentA
 from distill.settings import Settings
 
 STUDENT = StudentArch(layers=2, hidden=384, heads=12, ffn=1536)
+KD = "KD (KL, T=4)"
 
 
 def methods(tr: Training) -> dict[str, Pipeline]:
@@ -44,7 +45,7 @@ def methods(tr: Training) -> dict[str, Pipeline]:
         return kd.model_copy(update={"intermediate": spec})
 
     return {
-        "KD (KL, T=4)": kd,
+        KD: kd,
         "no KD (CE only)": Pipeline.no_kd(student=STUDENT, training=tr),
         "DAC-KL": loss("dac_kl"),
         "Dual-Head KD": loss("dual_head"),
@@ -95,7 +96,13 @@ def boot(x: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float, float]:
 
 
 def run_task(
-    name: str, sizes: Sequence[int], teacher_rows: int, seeds: Sequence[int], tr: Training, settings: Settings
+    name: str,
+    sizes: Sequence[int],
+    teacher_rows: int,
+    seeds: Sequence[int],
+    tr: Training,
+    settings: Settings,
+    only: Sequence[str] = (),
 ) -> None:
     """``teacher_rows`` ≥ ``sizes[0]``: the teacher is fine-tuned on that many rows, the students are
     distilled on the first ``sizes[0]`` of them (the transfer set is part of the teacher's training data)."""
@@ -121,7 +128,8 @@ def run_task(
     print("| method | test acc (mean of seeds) | 95% CI | per seed | Δ vs KD | Δ 95% CI | s/run |")
     print("|---|---|---|---|---|---|---|")
     results: dict[str, np.ndarray] = {}
-    for label, pipe in methods(tr).items():
+    chosen = {k: v for k, v in methods(tr).items() if k == KD or not only or k in only}
+    for label, pipe in chosen.items():
         rows, secs = [], 0.0
         for seed in seeds:
             p = pipe.model_copy(update={"training": tr.model_copy(update={"seed": seed})})
@@ -132,7 +140,7 @@ def run_task(
         results[label] = c = np.mean(rows, axis=0)
         lo, hi = boot(c)
         per_seed = " ".join(f"{x.mean():.3f}" for x in rows)
-        delta = c - results["KD (KL, T=4)"]
+        delta = c - results[KD]
         dlo, dhi = boot(delta)
         print(
             f"| {label} | {c.mean():.4f} | [{lo:.3f}, {hi:.3f}] | {per_seed} | {delta.mean():+.4f} "
@@ -146,6 +154,7 @@ def main() -> None:
     ap.add_argument("--tasks", nargs="+", default=["rotten_tomatoes", "bbc_news"])
     ap.add_argument("--sizes", nargs=3, type=int, default=[800, 200, 600], help="train, val, test rows")
     ap.add_argument("--teacher-rows", type=int, default=0, help="teacher's train rows (default: train)")
+    ap.add_argument("--methods", nargs="*", default=[], help="method labels to run (KD always runs)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--epochs", type=int, default=3)
@@ -155,7 +164,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     tr = Training(lr=args.lr, epochs=args.epochs, batch_size=32, max_length=args.max_length)
     for name in args.tasks:
-        run_task(name, args.sizes, args.teacher_rows, args.seeds, tr, Settings.from_env())
+        run_task(name, args.sizes, args.teacher_rows, args.seeds, tr, Settings.from_env(), args.methods)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from distill.intermediate import IntermediateLoss
 from distill.losses import LogitInputs, LossContext, build_loss
 from distill.objectives import ObjectiveContext
 from distill.objectives.base import FittedObjective
-from distill.pipeline import Pipeline
+from distill.pipeline import Pipeline, Stage
 from distill.student import forward_features
 from distill.teacher_outputs import TeacherOutputs
 
@@ -75,6 +75,7 @@ class DistillLoss(nn.Module):
     def __init__(self, pipeline: Pipeline, student: PreTrainedModel, teacher_cfg: object | None) -> None:
         super().__init__()
         self.spec = pipeline
+        self.stage: Stage | None = None  # the current progressive-distillation stage (set per epoch)
         s = student.config
         self.kd = build_loss(pipeline.loss, LossContext(s.num_labels, s.hidden_size))
         self.inter: IntermediateLoss | None = None
@@ -114,16 +115,16 @@ class DistillLoss(nn.Module):
     def forward(
         self, out, targets: Tensor, labels: Tensor, teacher: TeacherOutputs | None, mask: Tensor
     ) -> Tensor:
-        spec = self.spec
-        loss = spec.loss.hard_weight * -(targets * F.log_softmax(out.logits, -1)).sum(-1).mean()
+        spec, st = self.spec, self.stage or Stage(epochs=1)
+        loss = st.hard * spec.loss.hard_weight * -(targets * F.log_softmax(out.logits, -1)).sum(-1).mean()
         if teacher is None:
             return loss
-        if spec.loss.kd_weight > 0 and self.kd.uses_teacher:
+        if spec.loss.kd_weight * st.kd > 0 and self.kd.uses_teacher:
             x = LogitInputs(out.logits, teacher.logits, labels, out.pooled)
-            loss = loss + spec.loss.kd_weight * self.kd(x)
-        if self.inter is not None:
+            loss = loss + st.kd * spec.loss.kd_weight * self.kd(x)
+        if self.inter is not None and st.intermediate > 0:
             inter = self.inter(out.hidden_states, teacher.hidden, out.attentions, teacher.attentions, mask)
-            loss = loss + spec.intermediate.weight * inter
+            loss = loss + st.intermediate * spec.intermediate.weight * inter
         return loss
 
 
@@ -167,6 +168,7 @@ def train_model(
     t_start = time.perf_counter()
     bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
     for epoch in range(1, tr.epochs + 1):
+        criterion.stage = tr.stage(epoch)
         model.train()
         t_epoch = time.perf_counter()
         order = torch.randperm(len(train), generator=gen)
