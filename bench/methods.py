@@ -1,13 +1,15 @@
 """Each seed-paper method against vanilla KD: same student, lr and seeds, held-out test accuracy.
 
     nice -n 10 .venv/bin/python -m bench.methods [--tasks rotten_tomatoes bbc_news] [--seeds 0 1 2]
+        [--sizes TRAIN VAL TEST] [--teacher-rows N] [--methods LABEL ...] [--lr 3e-4] [--epochs 3]
 
 Per task: a stratified, disjoint train / validation / test split of all labelled rows (the project's tasks
 only have train + validation, so the bench holds out its own test set); a MiniLM teacher fine-tuned on the
-train split (cached under $AUTODISTILLER_HOME); one student trained per method and seed with
-``distill_student``. Prints, per task, each method's test accuracy (mean over seeds) with a 95% bootstrap
-interval over test examples, and the paired difference to vanilla KD with its interval (resampling the
-same test examples for both methods, correctness averaged over seeds).
+train split, or on ``--teacher-rows`` rows that include it (cached under $AUTODISTILLER_HOME); one student
+trained per method and seed with ``distill_student`` (vanilla KD always, the others as ``--methods``
+says). Prints, per task, each method's test accuracy (mean over seeds) with a 95% bootstrap interval over
+test examples, and the paired difference to vanilla KD with its interval (resampling the same test
+examples for both methods, correctness averaged over seeds).
 """
 
 from __future__ import annotations
