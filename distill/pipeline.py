@@ -13,12 +13,18 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 def pipeline_key(doc: dict) -> str:
     """``Pipeline.key()`` of a pipeline's JSON document (``model_dump(mode="json")``), unvalidated."""
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _is_none(value: object) -> bool:
+    """``exclude_if`` of optional fields added later: left out of the JSON while unset, so existing
+    pipelines keep their JSON and ``key()``."""
+    return value is None
 
 
 class _Spec(BaseModel):
@@ -103,7 +109,10 @@ class Augmentation(_Spec):
     copies: int = Field(0, ge=0, le=16, description="Augmented copies of the training set (0 = none).")
     mixup: float = Field(0.0, ge=0, le=10, description="Beta(α, α) mixup on embeddings; 0 = off.")
     mlm: str | None = Field(
-        None, max_length=500, description="Masked LM (folder or Hub id) for ops that need one (`contextual`)."
+        None,
+        max_length=500,
+        exclude_if=_is_none,
+        description="Masked LM (folder or Hub id) for ops that need one (`contextual`).",
     )
 
     @model_validator(mode="after")
@@ -116,19 +125,6 @@ class Augmentation(_Spec):
         if bool(needs_mlm) != bool(self.mlm):
             raise ValueError("set augmentation.mlm (a masked LM) exactly when an op needs one (contextual)")
         return self
-
-    @model_serializer(mode="wrap")
-    def _omit_unset(self, handler: Any) -> dict[str, Any]:
-        return _drop_unset(handler(self), "mlm")
-
-
-def _drop_unset(doc: dict[str, Any], *keys: str) -> dict[str, Any]:
-    """``doc`` without the optional ``keys`` that are ``None``: new optional fields leave the JSON (and so
-    ``key()``) of existing pipelines unchanged."""
-    for k in keys:
-        if doc.get(k, 0) is None:
-            del doc[k]
-    return doc
 
 
 class Stage(_Spec):
@@ -165,7 +161,10 @@ class Training(_Spec):
     weight_decay: float = Field(0.01, ge=0, le=1)
     seed: int = Field(0, ge=0, le=2**32 - 1)
     stages: list[Stage] | None = Field(
-        None, max_length=10, description="Progressive distillation: stages run in order (epochs add up)."
+        None,
+        max_length=10,
+        exclude_if=_is_none,
+        description="Progressive distillation: stages run in order (epochs add up).",
     )
 
     @model_validator(mode="after")
@@ -175,10 +174,6 @@ class Training(_Spec):
                 f"the stages' epochs add up to {sum(s.epochs for s in self.stages)}, not {self.epochs}"
             )
         return self
-
-    @model_serializer(mode="wrap")
-    def _omit_unset(self, handler: Any) -> dict[str, Any]:
-        return _drop_unset(handler(self), "stages")
 
     def stage(self, epoch: int) -> Stage | None:
         """The stage of 1-based ``epoch`` (``None`` without stages)."""
@@ -214,7 +209,9 @@ class Pipeline(_Spec):
     intermediate: IntermediateSpec = Field(default_factory=IntermediateSpec)
     augmentation: Augmentation = Field(default_factory=Augmentation)
     training: Training = Field(default_factory=Training)
-    teachers: TeacherMix | None = Field(None, description="Multi-teacher soft targets (absent: one teacher).")
+    teachers: TeacherMix | None = Field(
+        None, exclude_if=_is_none, description="Multi-teacher soft targets (absent: one teacher)."
+    )
 
     @model_validator(mode="after")
     def _stages_have_work(self) -> Pipeline:
@@ -222,10 +219,6 @@ class Pipeline(_Spec):
             if st.hard == st.kd == 0 and self.intermediate.name == "none":
                 raise ValueError("a stage trains only the intermediate objective, but the pipeline has none")
         return self
-
-    @model_serializer(mode="wrap")
-    def _omit_unset(self, handler: Any) -> dict[str, Any]:
-        return _drop_unset(handler(self), "teachers")
 
     def key(self) -> str:
         """Stable short hash of the pipeline (same pipeline → same key)."""
