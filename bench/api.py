@@ -52,7 +52,7 @@ from sqlalchemy import insert, update
 
 from distill.pipeline import StudentArch, pipeline_key
 from search.space import SearchSpace
-from service.db import Job, Trial, create_job, create_key, make_engine, session_factory, upgrade, utcnow
+from store import Job, Trial, create_job, create_key, make_engine, session_factory, upgrade, utcnow
 
 GOALS_MS = {"post": 50.0, "trials": 100.0}
 SORTS = ("-accuracy", "params", "-ratio_to_teacher", "latency_ms")

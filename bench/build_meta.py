@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distill.pipeline import StudentArch, Training
-from distill.settings import Settings
 from search.grid import grid
-from service.db import jobs
-from service.schemas import DatasetRef, FinetuneRef, JobBudget, JobSpec, TeacherRef
+from store import jobs
+from store.settings import Settings
+from store.spec import DatasetRef, FinetuneRef, JobBudget, JobSpec, TeacherRef
 from workers.recommend import db_rows
 from workers.worker import Worker
 

@@ -25,8 +25,8 @@ from pathlib import Path
 import httpx
 
 from bench.api import seed_job, server
-from service.db import create_key, make_engine, session_factory, upgrade
-from tests.test_dashboard import CHROMIUM, CHROMIUM_ARGS
+from store import create_key, make_engine, session_factory, upgrade
+from tests.service.test_dashboard import CHROMIUM, CHROMIUM_ARGS
 
 NAV = """() => {
   const n = performance.getEntriesByType('navigation')[0];

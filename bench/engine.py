@@ -19,10 +19,10 @@ from distill.encoding import TrainData, encode_fixed
 from distill.engine import distill_student
 from distill.finetune import FinetuneConfig, finetune_teacher
 from distill.pipeline import IntermediateSpec, LogitLossSpec, Pipeline, StudentArch, Training
-from distill.settings import Settings
 from distill.student import build_student
 from distill.teacher_outputs import teacher_outputs
 from distill.trainer import evaluate, train_model
+from store.settings import Settings
 
 STUDENT = StudentArch(layers=2, hidden=384, heads=12, ffn=1536)
 

@@ -24,12 +24,13 @@ import numpy as np
 import torch
 
 from distill.assets import minilm_dir
-from distill.data import Example, TextTask, load_task
+from distill.data import TextTask, load_task
 from distill.encoding import encode_fixed
 from distill.engine import distill_student
 from distill.finetune import FinetuneConfig, finetune_teacher
 from distill.pipeline import IntermediateSpec, LogitLossSpec, Pipeline, StudentArch, Training
-from distill.settings import Settings
+from distill.tables import Example
+from store.settings import Settings
 
 STUDENT = StudentArch(layers=2, hidden=384, heads=12, ffn=1536)
 KD = "KD (KL, T=4)"

@@ -33,10 +33,10 @@ from pathlib import Path
 import optuna
 
 from distill.pipeline import Pipeline, describe
-from distill.settings import SHIPPED_PRIORS
 from search.grid import AXES
 from search.metafeatures import META_KEYS
 from search.recommender import Recommender, load_rows
+from store.settings import SHIPPED_PRIORS
 
 Point = tuple[str, str, str]
 
@@ -86,20 +86,22 @@ def arms(
     }
 
 
-def live(variant_name: str, meta_path: Path, trials: int) -> None:
+def live(variant_name: str, meta_path: Path, n_trials: int) -> None:
     """The real warm-started search on one variant, against that variant's grid in the meta-dataset."""
     import csv
     import tempfile
 
     from bench.build_meta import VARIANTS
-    from distill.settings import Settings
-    from service.db import jobs
+    from store import jobs, results, trials
+    from store.settings import Settings
     from workers.recommend import task_name
     from workers.worker import Worker
 
     variant = {v.name: v for v in VARIANTS}[variant_name]
     spec = variant.spec()
-    spec.budget = spec.budget.model_copy(update={"trials": trials, "warm_start": [], "early_stopping": True})
+    spec.budget = spec.budget.model_copy(
+        update={"trials": n_trials, "warm_start": [], "early_stopping": True}
+    )
     rows = load_rows(meta_path)
     with tempfile.TemporaryDirectory() as tmp:
         probe = jobs.Job(
@@ -116,8 +118,8 @@ def live(variant_name: str, meta_path: Path, trials: int) -> None:
         job = jobs.create_job(worker.db, **spec.model_dump(mode="json"))
         worker.process(jobs.claim_job(worker.db, worker.worker_id, job_id=job.id))
         job = jobs.get_job(worker.db, job.id)
-        done = jobs.finished_trials(worker.db, job.id)
-        rec = jobs.latest_recommendation(worker.db, job.id, source="predicted")
+        done = trials.finished_trials(worker.db, job.id)
+        rec = results.latest_recommendation(worker.db, job.id, source="predicted")
     oracle = max(r["accuracy"] for r in held)
     grid_s = sum(r["wall_seconds"] or 0 for r in held)
     # a pruned trial has no wall time of its own: count its epochs' training time

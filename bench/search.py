@@ -14,9 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from distill.settings import Settings
-from service.db import jobs
-from service.schemas import DatasetRef, FinetuneRef, JobBudget, JobSpec, TeacherRef
+from store import jobs, trials
+from store.settings import Settings
+from store.spec import DatasetRef, FinetuneRef, JobBudget, JobSpec, TeacherRef
 from workers.worker import Worker
 
 
@@ -29,14 +29,14 @@ def run_arm(home: Path, db_path: Path, spec: JobSpec) -> dict[str, float]:
     wall = time.perf_counter() - t0
     job = jobs.get_job(worker.db, job.id)
     assert job.state == "finished", job.error
-    trials = jobs.finished_trials(worker.db, job.id)
-    train_s = sum(e["seconds"] for t in trials for e in t.epochs)
-    search_s = (max(t.finished_at for t in trials) - min(t.started_at for t in trials)).total_seconds()
+    done = trials.finished_trials(worker.db, job.id)
+    train_s = sum(e["seconds"] for t in done for e in t.epochs)
+    search_s = (max(t.finished_at for t in done) - min(t.started_at for t in done)).total_seconds()
     return {
-        "trials": len(trials),
-        "pruned": sum(t.status == "pruned" for t in trials),
-        "epochs": sum(len(t.epochs) for t in trials),
-        "best": max(t.accuracy for t in trials if t.status == "completed"),
+        "trials": len(done),
+        "pruned": sum(t.status == "pruned" for t in done),
+        "epochs": sum(len(t.epochs) for t in done),
+        "best": max(t.accuracy for t in done if t.status == "completed"),
         "wall": wall,
         "search": search_s,
         "train": train_s,

@@ -24,32 +24,27 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
-from distill.assets import bbc_news_dir, rotten_tomatoes_csv
+from distill.tables import (
+    TEST_SPLITS,
+    TRAIN_SPLITS,
+    VAL_SPLITS,
+    DataError,
+    Example,
+    builtin_task,
+    check_columns,
+    column_texts,
+    label_names,
+    raw_labels,
+    read_source,
+)
 
 BUILTINS = ("rotten_tomatoes", "bbc_news")
-FILE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
-_TRAIN_SPLITS = ("train",)
-_VAL_SPLITS = ("validation", "valid", "val", "dev")
-_TEST_SPLITS = ("test",)
 _DEFAULT_LABEL = re.compile(r"^LABEL_\d+$")
-_SHOW = 5  # how many offending row indices an error lists
-
-
-class DataError(ValueError):
-    """The data cannot be used; the message names the problem (file, column, rows)."""
-
-
-@dataclass
-class Example:
-    text: str
-    label: int
-    text_pair: str | None = None
 
 
 @dataclass
@@ -139,184 +134,6 @@ def _stratified_split(
 # ---------------------------------------------------------------------------------------------- built-ins
 
 
-def _builtin(name: str) -> tuple[list[str], list[Example]]:
-    if name == "rotten_tomatoes":
-        df = pd.read_csv(rotten_tomatoes_csv(), usecols=["category", "text"])
-        df = df[df["category"] != "plot"].drop_duplicates("text")
-        labels = ["rotten", "fresh"]
-        ids = {n: i for i, n in enumerate(labels)}
-        return labels, [Example(str(t), ids[c]) for c, t in zip(df["category"], df["text"], strict=True)]
-    root = bbc_news_dir()
-    topics = sorted(p.name for p in root.iterdir() if p.is_dir())
-    examples = [
-        Example(f.read_text(encoding="latin-1").strip(), i)
-        for i, topic in enumerate(topics)
-        for f in sorted((root / topic).glob("*.txt"))
-    ]
-    return topics, examples
-
-
-# ---------------------------------------------------------------------------------------------- reading
-
-
-def _read_file(path: Path) -> pd.DataFrame:
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".csv", ".tsv"):
-            # Only truly empty cells are missing: a review that reads "NA" is still text.
-            return pd.read_csv(
-                path,
-                sep="\t" if suffix == ".tsv" else ",",
-                encoding="utf-8",
-                keep_default_na=False,
-                na_values=[""],
-            )
-        if suffix in (".jsonl", ".json"):
-            with path.open(encoding="utf-8") as f:
-                is_array = f.read(4096).lstrip().startswith("[")  # .json may hold an array of records
-            return pd.read_json(path, lines=not is_array, encoding="utf-8", dtype=False)
-        return pd.read_parquet(path)
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path} is not UTF-8 ({e.reason} at byte {e.start}); save it as UTF-8") from None
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path} parses to zero rows (the file is empty)") from None
-    except DataError:
-        raise
-    except Exception as e:
-        raise DataError(f"could not parse {path} as {suffix[1:].upper()}: {e}") from None
-
-
-def _dataset_parts(ds: Any, where: str) -> tuple[pd.DataFrame, pd.DataFrame | None, dict[str, list[str]]]:
-    """Train and validation frames of a ``Dataset`` / ``DatasetDict`` (its ``train`` and ``validation``,
-    ``valid``, ``val``, ``dev`` or else ``test`` split) and the names of its ``ClassLabel`` columns."""
-    import datasets
-
-    if isinstance(ds, datasets.Dataset):
-        train, val = ds, None
-    elif isinstance(ds, datasets.DatasetDict):
-        if "train" not in ds:
-            raise DataError(f"{where} has no `train` split (splits: {', '.join(ds) or 'none'})")
-        train = ds["train"]
-        val = next((ds[s] for s in (*_VAL_SPLITS, *_TEST_SPLITS) if s in ds), None)
-    else:
-        raise DataError(f"{where} is a {type(ds).__name__}, not a Dataset or DatasetDict")
-    class_names = {
-        col: list(feat.names) for col, feat in train.features.items() if isinstance(feat, datasets.ClassLabel)
-    }
-    return train.to_pandas(), None if val is None else val.to_pandas(), class_names
-
-
-def _expand(source: str) -> Path:
-    """``source`` as a path with ``~`` expanded (kept as is when ``~user`` names no user)."""
-    try:
-        return Path(source).expanduser()
-    except RuntimeError:
-        return Path(source)
-
-
-def _looks_like_path(source: str) -> bool:
-    return (
-        source.startswith(("/", ".", "~", "\\"))
-        or Path(source).suffix.lower() in FILE_SUFFIXES
-        or source.count("/") > 1
-        or "\\" in source
-    )
-
-
-# ---------------------------------------------------------------------------------------------- validating
-
-
-def _check_columns(df: pd.DataFrame, where: str, wanted: dict[str, str | None]) -> None:
-    for role, col in wanted.items():
-        if col is not None and col not in df.columns:
-            available = ", ".join(map(str, df.columns)) or "none"
-            raise DataError(f"{where}: no {role} column `{col}` (available columns: {available})")
-
-
-def _rows(indices: Sequence[int]) -> str:
-    shown = ", ".join(str(i) for i in indices[:_SHOW])
-    return f"[{shown}{', ...' if len(indices) > _SHOW else ''}]"
-
-
-def _is_missing(value: Any) -> bool:
-    if value is None:
-        return True
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):  # lists, arrays
-        return False
-
-
-def _texts(df: pd.DataFrame, col: str, where: str) -> list[str]:
-    values = df[col].tolist()
-    texts = ["" if _is_missing(v) else str(v) for v in values]
-    empty = [i for i, t in enumerate(texts) if not t.strip()]
-    if empty:
-        raise DataError(
-            f"{where}: {len(empty)} row(s) with empty or whitespace-only text in column `{col}` "
-            f"(row indices {_rows(empty)}); remove or fill them"
-        )
-    _refuse_nul(texts, where, col)
-    return texts
-
-
-def _refuse_nul(values: list[Any], where: str, col: str) -> None:
-    """NUL characters are binary debris, not text (and no database stores them in JSON): say where."""
-    bad = [i for i, v in enumerate(values) if isinstance(v, str) and "\x00" in v]
-    if bad:
-        raise DataError(
-            f"{where}: {len(bad)} row(s) with NUL characters in column `{col}` (row indices {_rows(bad)}); "
-            "is it a text file?"
-        )
-
-
-def _label_key(value: Any) -> int | str:
-    """Integral numbers → ``int``; anything else → stripped ``str``."""
-    if isinstance(value, str):
-        return value.strip()
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value).strip()
-    return int(number) if number.is_integer() else str(value)
-
-
-def _raw_labels(df: pd.DataFrame, col: str, where: str, class_names: list[str] | None) -> list[Any]:
-    values = df[col].tolist()
-    missing = [
-        i
-        for i, v in enumerate(values)
-        if _is_missing(v) or (isinstance(v, str) and not v.strip()) or (class_names is not None and v == -1)
-    ]
-    if missing:
-        raise DataError(
-            f"{where}: {len(missing)} row(s) with a missing label in column `{col}` "
-            f"(row indices {_rows(missing)})"
-        )
-    _refuse_nul(values, where, col)
-    return [_label_key(v) for v in values]
-
-
-def _label_names(keys: list[int | str], class_names: list[str] | None, where: str, col: str) -> list[str]:
-    distinct = set(keys)
-    if class_names is not None:
-        bad = sorted(k for k in distinct if not (isinstance(k, int) and 0 <= k < len(class_names)))
-        if bad:
-            raise DataError(f"{where}: label ids {bad} in column `{col}` are outside its ClassLabel names")
-        names = list(class_names)
-        present = [names[k] for k in distinct]  # type: ignore[index]
-    elif all(isinstance(k, int) for k in distinct):
-        names = present = [str(k) for k in sorted(distinct)]  # type: ignore[type-var]
-    else:
-        names = present = sorted({str(k) for k in distinct})
-    if len(present) < 2:
-        raise DataError(f"{where}: only one class (`{present[0]}`) in label column `{col}`; need >= 2")
-    return names
-
-
-# ---------------------------------------------------------------------------------------------- load_task
-
-
 def load_subset(
     source: str, *, max_train: int | None = None, max_val: int | None = None, seed: int = 0, **kw: Any
 ) -> TextTask:
@@ -346,56 +163,11 @@ def load_task(
     """
     source = str(source)
     if source in BUILTINS:
-        labels, examples = _builtin(source)
+        labels, examples = builtin_task(source)
         train, val = _stratified_split(examples, validation_fraction, seed)
         return TextTask(name or source, labels, train, val, is_pair=False, meta={"source": source})
 
-    path = _expand(source)
-    class_names: dict[str, list[str]] = {}
-    val_df: pd.DataFrame | None
-    try:
-        is_dir, is_file = path.is_dir(), path.is_file()
-    except (OSError, ValueError) as e:  # a name too long for the file system, a NUL byte
-        raise DataError(f"`{source[:200]}` is not a usable file name: {e}") from None
-    if is_dir:
-        import datasets
-
-        if not any((path / f).exists() for f in ("dataset_info.json", "dataset_dict.json", "state.json")):
-            raise DataError(
-                f"{path} is a folder but not a `datasets.save_to_disk` folder "
-                f"(no dataset_info.json or dataset_dict.json)"
-            )
-        try:
-            ds = datasets.load_from_disk(str(path))
-        except Exception as e:
-            raise DataError(f"could not load the saved dataset at {path}: {e}") from None
-        where = str(path)
-        train_df, val_df, class_names = _dataset_parts(ds, where)
-    elif is_file:
-        if path.suffix.lower() not in FILE_SUFFIXES:
-            raise DataError(
-                f"unsupported file extension `{path.suffix or '(none)'}` for {path} "
-                f"(supported: {', '.join(FILE_SUFFIXES)})"
-            )
-        train_df, val_df = _read_file(path), None
-        where = str(path)
-    elif _looks_like_path(source):
-        raise DataError(f"file not found: {path}")
-    else:
-        import datasets
-
-        try:
-            ds = datasets.load_dataset(source, hub_config)
-        except Exception as e:
-            what = source + (f" ({hub_config})" if hub_config else "")
-            msg = (
-                f"could not load Hub dataset `{what}` (no network?; no local file or folder of that name "
-                f"either): {type(e).__name__}: {e}"
-            )
-            raise DataError(msg) from None
-        where = f"Hub dataset `{source}`"
-        train_df, val_df, class_names = _dataset_parts(ds, where)
-
+    path, (train_df, val_df), class_names, where = read_source(source, hub_config)
     return _build(
         name or (path.stem if path.exists() else source),
         (train_df, val_df),
@@ -414,13 +186,13 @@ def load_task(
 def _split_values(df: pd.DataFrame, col: str, where: str) -> tuple[list[bool], list[bool]]:
     """Train / validation row masks from a split column (validation falls back to test rows)."""
     values = df[col].astype(str).str.strip().str.lower().tolist()
-    unknown = sorted(set(values) - {*_TRAIN_SPLITS, *_VAL_SPLITS, *_TEST_SPLITS})
+    unknown = sorted(set(values) - {*TRAIN_SPLITS, *VAL_SPLITS, *TEST_SPLITS})
     if unknown:
         raise DataError(
             f"{where}: split column `{col}` has unknown values {unknown} (expected train / validation / test)"
         )
-    val_names = _VAL_SPLITS if any(v in _VAL_SPLITS for v in values) else _TEST_SPLITS
-    is_train = [v in _TRAIN_SPLITS for v in values]
+    val_names = VAL_SPLITS if any(v in VAL_SPLITS for v in values) else TEST_SPLITS
+    is_train = [v in TRAIN_SPLITS for v in values]
     is_val = [v in val_names for v in values]
     if not any(is_train) or not any(is_val):
         raise DataError(f"{where}: split column `{col}` needs both train and validation/test rows")
@@ -450,17 +222,17 @@ def _build(
         label = where if val_df is None else f"{where} [{split}]"
         if len(df) == 0:
             raise DataError(f"{label} parses to zero rows")
-        _check_columns(df, label, wanted)
+        check_columns(df, label, wanted)
 
     # Validate every row against its position in the source (before any split by column).
     columns: dict[str, tuple[list[str], list[str] | None, list[Any]]] = {}
     for split, df in named:
         label = where if val_df is None else f"{where} [{split}]"
-        texts = _texts(df, text_column, label)
-        pairs = _texts(df, text_pair_column, label) if text_pair_column else None
-        columns[split] = (texts, pairs, _raw_labels(df, label_column, label, class_names))
+        texts = column_texts(df, text_column, label)
+        pairs = column_texts(df, text_pair_column, label) if text_pair_column else None
+        columns[split] = (texts, pairs, raw_labels(df, label_column, label, class_names))
     all_keys = [k for _, _, keys in columns.values() for k in keys]
-    labels = _label_names(all_keys, class_names, where, label_column)
+    labels = label_names(all_keys, class_names, where, label_column)
     to_id = {n: i for i, n in enumerate(labels)}
 
     def examples(split: str) -> list[Example]:

@@ -8,11 +8,16 @@ Indices are HF ``hidden_states`` indices: 0 = embeddings output, 1..L = transfor
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-MAPPINGS = ("skip", "last", "uniform", "emd")
+from distill.registry import Registry
+
+#: A mapping: (student layers, teacher layers) → (student index, teacher index) pairs, before clamping.
+PairFn = Callable[[int, int], list[tuple[int, int]]]
+MAPPINGS: Registry[PairFn] = Registry("layer mapping")
 
 
 def _round_half_up(x: float) -> int:
@@ -37,20 +42,29 @@ def layer_pairs(mapping: str, n_student: int, n_teacher: int) -> list[tuple[int,
             f"need at least one layer on each side, got student={n_student}, teacher={n_teacher}"
         )
 
-    def clamp(j: int) -> int:
-        return min(max(j, 1), n_teacher)
+    pairs = MAPPINGS.get(mapping)(n_student, n_teacher)
+    return [(i, j if i == 0 else min(max(j, 1), n_teacher)) for i, j in pairs]
 
-    students = range(1, n_student + 1)
-    if mapping == "skip":
-        k = max(1, n_teacher // n_student)
-        return [(i, clamp(i * k)) for i in students]
-    if mapping == "last":
-        return [(i, clamp(n_teacher - n_student + i)) for i in students]
-    if mapping == "uniform":
-        return [(0, 0)] + [(i, clamp(_round_half_up(i * n_teacher / n_student))) for i in students]
-    if mapping == "emd":
-        return [(i, j) for i in students for j in range(1, n_teacher + 1)]
-    raise ValueError(f"unknown layer mapping `{mapping}` (known: {', '.join(MAPPINGS)})")
+
+@MAPPINGS.register("skip", "student layer i ↔ teacher layer i·k (PKD-skip)")
+def _skip(n_student: int, n_teacher: int) -> list[tuple[int, int]]:
+    k = max(1, n_teacher // n_student)
+    return [(i, i * k) for i in range(1, n_student + 1)]
+
+
+@MAPPINGS.register("last", "student layers ↔ the teacher's last layers (PKD-last)")
+def _last(n_student: int, n_teacher: int) -> list[tuple[int, int]]:
+    return [(i, n_teacher - n_student + i) for i in range(1, n_student + 1)]
+
+
+@MAPPINGS.register("uniform", "embeddings ↔ embeddings, then evenly spaced teacher layers")
+def _uniform(n_student: int, n_teacher: int) -> list[tuple[int, int]]:
+    return [(0, 0)] + [(i, _round_half_up(i * n_teacher / n_student)) for i in range(1, n_student + 1)]
+
+
+@MAPPINGS.register("emd", "all layer pairs weighted by an earth-mover transport plan (BERT-EMD)")
+def _emd(n_student: int, n_teacher: int) -> list[tuple[int, int]]:
+    return [(i, j) for i in range(1, n_student + 1) for j in range(1, n_teacher + 1)]
 
 
 def attention_pairs(hidden_pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:

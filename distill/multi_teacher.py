@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from distill.data import Example, TextTask, check_label_compatibility
+from distill.data import TextTask, check_label_compatibility
 from distill.encoding import TrainData, encode_fixed
 from distill.pipeline import Pipeline
+from distill.tables import Example
 from distill.teacher import Teacher
 from distill.teacher_outputs import teacher_outputs
 

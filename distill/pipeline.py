@@ -13,7 +13,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 def pipeline_key(doc: dict) -> str:
@@ -74,10 +74,18 @@ class IntermediateSpec(_Spec):
 
     name: str = Field("none", description="A registered intermediate objective, or `none`.")
     features: Literal["hidden", "attention", "both"] = "hidden"
-    mapping: Literal["skip", "last", "uniform", "emd"] = "skip"
+    mapping: str = Field("skip", description="A registered layer mapping (`autodistiller components`).")
     weight: float = Field(1.0, ge=0, le=1000)
     alpha: float | None = Field(None, ge=0, le=1, description="MI-α interpolation weight (mi_alpha only).")
     params: dict[str, float] = Field(default_factory=dict, description="Objective-specific parameters.")
+
+    @field_validator("mapping")
+    @classmethod
+    def _known_mapping(cls, name: str) -> str:
+        from distill.mapping import MAPPINGS
+
+        MAPPINGS.get(name)  # an unknown name fails with the registry's error
+        return name
 
     @model_validator(mode="after")
     def _consistent(self) -> IntermediateSpec:

@@ -10,6 +10,8 @@ from typing import ClassVar
 
 from torch import nn
 
+from distill.settings import DistillSettings
+
 
 class PluginModule(nn.Module):
     """An ``nn.Module`` plug-in with named float parameters that have defaults.
@@ -41,24 +43,21 @@ def import_submodules(package: str) -> None:
             importlib.import_module(f"{package}.{info.name}")
 
 
-_plugins_loaded = False
+_loaded: list[str] = []  # the plug-in references imported in this process, in order
 
 
-def load_plugins() -> None:
-    """Import the user's plug-in files named in ``AUTODISTILLER_PLUGINS`` (``os.pathsep``-separated ``.py``
-    paths or module names), once per process. A plug-in registers its own losses, objectives or
-    augmentations with the usual decorators; every process that builds pipelines (search trials included)
-    loads the same list, so a custom method works on a cluster as it does locally.
+def load_plugins(settings: DistillSettings | None = None) -> None:
+    """Import the user's plug-in files named in ``AUTODISTILLER_PLUGINS`` (or ``settings``:
+    ``os.pathsep``-separated ``.py`` paths or module names), each once per process. A plug-in registers its
+    own losses, objectives or augmentations with the usual decorators; every process that builds pipelines
+    (search trials included) loads the same list, so a custom method works on a cluster as it does locally.
     """
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    from distill.settings import Settings
-
-    for i, ref in enumerate(Settings.from_env().plugins):
+    for ref in (settings or DistillSettings.from_env()).plugins:
+        if ref in _loaded:
+            continue
+        _loaded.append(ref)
         if ref.endswith(".py"):
-            spec = importlib.util.spec_from_file_location(f"autodistiller_plugin_{i}", ref)
+            spec = importlib.util.spec_from_file_location(f"autodistiller_plugin_{len(_loaded) - 1}", ref)
             if spec is None or spec.loader is None:
                 raise ImportError(f"cannot load plug-in file {ref}")
             module = importlib.util.module_from_spec(spec)

@@ -1,20 +1,20 @@
-"""Alembic environment: migrates the trial database (service.db.models) on SQLite or PostgreSQL.
+"""Alembic environment: migrates the trial database (store.models) on SQLite or PostgreSQL.
 
 The URL comes from, in order: an open connection handed over in ``config.attributes["connection"]``
-(``service.db.upgrade``), the ``sqlalchemy.url`` main option, or the settings (``AUTODISTILLER_DATABASE_URL``,
+(``store.upgrade``), the ``sqlalchemy.url`` main option, or the settings (``AUTODISTILLER_DATABASE_URL``,
 else SQLite in ``AUTODISTILLER_HOME``) — so ``alembic upgrade head`` at the repository root just works.
 """
 
 from __future__ import annotations
 
+import os
 from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy import Connection
 
-from distill.settings import Settings
-from service.db.models import Base
-from service.db.session import VERSION_TABLE, make_engine
+from store.models import Base
+from store.session import VERSION_TABLE, make_engine
 
 config = context.config
 if config.config_file_name:  # the alembic CLI with alembic.ini; the service configures its own logging
@@ -39,7 +39,9 @@ def _run(connection: Connection) -> None:
 
 
 def main() -> None:
-    url = config.get_main_option("sqlalchemy.url") or Settings.from_env().database_url
+    url = config.get_main_option("sqlalchemy.url") or os.environ.get("AUTODISTILLER_DATABASE_URL")
+    if url is None and config.attributes.get("connection") is None:
+        raise SystemExit("no database: set AUTODISTILLER_DATABASE_URL, or run `autodistiller migrate`")
     if context.is_offline_mode():
         _configure(url=url, literal_binds=True, dialect_opts={"paramstyle": "named"})
         with context.begin_transaction():
@@ -52,7 +54,7 @@ def main() -> None:
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            if conn.dialect.name == "sqlite":  # table rebuilds must not cascade (see service.db.session)
+            if conn.dialect.name == "sqlite":  # table rebuilds must not cascade (see store.session)
                 conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
                 conn.commit()
             _run(conn)

@@ -27,8 +27,8 @@ from sklearn.feature_extraction import DictVectorizer
 from sklearn.model_selection import GroupKFold, cross_val_score
 from sklearn.pipeline import Pipeline as SkPipeline
 
-from distill.losses import uses_temperature
 from distill.pipeline import Pipeline, describe
+from search.flat import flatten
 from search.grid import grid
 from search.metafeatures import META_KEYS
 from search.space import SearchSpace
@@ -56,29 +56,31 @@ COMPONENTS = {
 
 
 def pipeline_features(pipeline: Pipeline, meta: Mapping[str, float]) -> dict[str, float | str]:
-    """The pipeline as model inputs: numbers on log scales, names as categories (one-hot encoded)."""
-    loss, inter, aug, t = pipeline.loss, pipeline.intermediate, pipeline.augmentation, pipeline.training
-    has_inter = inter.name != "none"
+    """The pipeline's flattening (``search.flat``) as model inputs: numbers on log scales, names as
+    categories (one-hot encoded), the student relative to the teacher; what does not apply gets a fixed
+    out-of-range value."""
+    f = flatten(pipeline)
+    has_inter = f["inter"] != "none"
     return {
-        "student_depth": pipeline.student.layers / max(1.0, meta.get("teacher_layers", 1.0)),
-        "student_width": pipeline.student.hidden / max(1.0, meta.get("teacher_hidden", 1.0)),
-        "student_init": pipeline.student.init,
-        "loss": loss.name,
-        "temperature": math.log(loss.temperature) if uses_temperature(loss.name) else 0.0,
-        "kd_weight": math.log10(loss.kd_weight) if loss.kd_weight > 0 else -3.0,
-        "hard_weight": loss.hard_weight,
-        "inter": inter.name,
-        "inter_features": inter.features if has_inter else "none",
-        "mapping": inter.mapping if has_inter else "none",
-        "inter_weight": math.log10(inter.weight) if has_inter and inter.weight > 0 else -3.0,
-        "mi_alpha": inter.alpha if inter.alpha is not None else 0.0,
-        "aug": "+".join(aug.ops) or "none",
-        "aug_p": aug.p if aug.ops else 0.0,
-        "aug_copies": float(aug.copies if aug.ops else 0),
-        "mixup": aug.mixup,
-        "lr": math.log10(t.lr),
-        "epochs": float(t.epochs),
-        "batch": math.log2(t.batch_size),
+        "student_depth": f["student_layers"] / max(1.0, meta.get("teacher_layers", 1.0)),
+        "student_width": f["student_hidden"] / max(1.0, meta.get("teacher_hidden", 1.0)),
+        "student_init": f["student_init"],
+        "loss": f["loss"],
+        "temperature": math.log(f["temperature"]) if "temperature" in f else 0.0,
+        "kd_weight": math.log10(f["kd_weight"]) if f.get("kd_weight", 0) > 0 else -3.0,
+        "hard_weight": f.get("hard_weight", pipeline.loss.hard_weight),
+        "inter": f["inter"],
+        "inter_features": f["inter_features"] if has_inter else "none",
+        "mapping": f["mapping"] if has_inter else "none",
+        "inter_weight": math.log10(f["inter_weight"]) if has_inter and f["inter_weight"] > 0 else -3.0,
+        "mi_alpha": f.get("mi_alpha", 0.0),
+        "aug": f["aug"],
+        "aug_p": f.get("aug_p", 0.0),
+        "aug_copies": float(f.get("aug_copies", 0)),
+        "mixup": f.get("mixup_alpha", 0.0),
+        "lr": math.log10(f["lr"]),
+        "epochs": float(f["epochs"]),
+        "batch": math.log2(f["batch_size"]),
     }
 
 

@@ -27,6 +27,7 @@ from distill.losses import LOSSES, uses_temperature
 from distill.mapping import MAPPINGS, attention_pairs, layer_pairs
 from distill.objectives import OBJECTIVES
 from distill.pipeline import Augmentation, IntermediateSpec, LogitLossSpec, Pipeline, StudentArch, Training
+from search.flat import aug_name, aug_ops, flatten, param_name
 
 FEATURES = ("hidden", "attention", "both")
 _KINDS = {"hidden": {"hidden"}, "attention": {"attention"}, "both": {"hidden", "attention"}}
@@ -52,16 +53,8 @@ class Range:
         return trial.suggest_float(name, self.low, self.high, log=self.log)
 
 
-def _aug_name(ops: Sequence[str]) -> str:
-    return "+".join(ops) if ops else "none"
-
-
 def _uses_mlm(op: str) -> bool:
     return bool(getattr(AUGMENTATIONS.get(op), "uses_mlm", False))
-
-
-def _aug_ops(name: str) -> list[str]:
-    return [] if name == "none" else name.split("+")
 
 
 class _Replay:
@@ -109,7 +102,7 @@ class SearchSpace:
     candidates: list[StudentArch]
     losses: list[str] = field(default_factory=lambda: LOSSES.names())
     objectives: list[str] = field(default_factory=lambda: ["none", *OBJECTIVES.names()])
-    mappings: list[str] = field(default_factory=lambda: list(MAPPINGS))
+    mappings: list[str] = field(default_factory=MAPPINGS.names)
     features: list[str] = field(default_factory=lambda: list(FEATURES))
     augmentations: list[tuple[str, ...]] = field(
         default_factory=lambda: [(), *((op,) for op in AUGMENTATIONS.names() if not _uses_mlm(op))]
@@ -153,8 +146,8 @@ class SearchSpace:
             for op in ops:
                 if _uses_mlm(op) and not self.mlm:
                     raise ValueError(f"augmentation {op} needs a masked LM: set the space's mlm")
-        if bad := set(self.mappings) - set(MAPPINGS):
-            raise ValueError(f"unknown layer mapping(s) {sorted(bad)} (known: {', '.join(MAPPINGS)})")
+        for name in self.mappings:
+            MAPPINGS.get(name)  # an unknown name fails with the registry's error
         if bad := set(self.features) - set(FEATURES):
             raise ValueError(f"unknown feature kind(s) {sorted(bad)} (known: {', '.join(FEATURES)})")
         for what, values in [
@@ -172,9 +165,7 @@ class SearchSpace:
             registry = LOSSES if kind == "loss" else OBJECTIVES
             for name, ranges in table.items():
                 registry.get(name).check_params(dict.fromkeys(ranges, 0.0))
-        names = [
-            self._param_name(n, k) for n, t in {**self.loss_params, **self.inter_params}.items() for k in t
-        ]
+        names = [param_name(n, k) for n, t in {**self.loss_params, **self.inter_params}.items() for k in t]
         if len(set(names)) != len(names) or set(names) & _FIXED_NAMES:
             raise ValueError(f"loss/objective parameter names collide: {sorted(names)}")
         for name, ref in self.reference_pipelines().items():
@@ -220,10 +211,6 @@ class SearchSpace:
     def max_epochs(self) -> int:
         return max(self.epochs)
 
-    @staticmethod
-    def _param_name(component: str, key: str) -> str:
-        return f"{component}_{key}"
-
     def suggest(self, trial: optuna.Trial) -> None:
         """Sample one pipeline's parameters into ``trial`` (define-by-run; conditional)."""
         trial.suggest_categorical("student", list(range(len(self.candidates))))
@@ -235,7 +222,7 @@ class SearchSpace:
         if uses_temperature(loss):
             self.temperature.suggest(trial, "temperature")
         for key, rng in self.loss_params.get(loss, {}).items():
-            rng.suggest(trial, self._param_name(loss, key))
+            rng.suggest(trial, param_name(loss, key))
 
         inter = trial.suggest_categorical("inter", self.offered_objectives())
         if inter != "none":
@@ -246,9 +233,9 @@ class SearchSpace:
             if inter == "mi_alpha":
                 self.mi_alpha.suggest(trial, "mi_alpha")
             for key, rng in self.inter_params.get(inter, {}).items():
-                rng.suggest(trial, self._param_name(inter, key))
+                rng.suggest(trial, param_name(inter, key))
 
-        aug = trial.suggest_categorical("aug", [_aug_name(ops) for ops in self.augmentations])
+        aug = trial.suggest_categorical("aug", [aug_name(ops) for ops in self.augmentations])
         if aug != "none":
             self.aug_p.suggest(trial, "aug_p")
             trial.suggest_categorical("aug_copies", self.aug_copies)
@@ -275,7 +262,7 @@ class SearchSpace:
         loss = p["loss"]
         loss_kw: dict[str, Any] = {
             "name": loss,
-            "params": {k: float(p[self._param_name(loss, k)]) for k in self.loss_params.get(loss, {})},
+            "params": {k: float(p[param_name(loss, k)]) for k in self.loss_params.get(loss, {})},
         }
         if loss == "ce_only":
             loss_kw.update(kd_weight=0.0, hard_weight=1.0)
@@ -296,10 +283,10 @@ class SearchSpace:
                 mapping=p["mapping"],
                 weight=float(p["inter_weight"]),
                 alpha=float(p["mi_alpha"]) if inter == "mi_alpha" else None,
-                params={k: float(p[self._param_name(inter, k)]) for k in self.inter_params.get(inter, {})},
+                params={k: float(p[param_name(inter, k)]) for k in self.inter_params.get(inter, {})},
             )
 
-        ops = _aug_ops(p["aug"])
+        ops = aug_ops(p["aug"])
         augmentation = Augmentation(
             ops=ops,
             p=float(p["aug_p"]) if ops else Augmentation().p,
@@ -318,7 +305,8 @@ class SearchSpace:
         )
 
     def to_params(self, pipeline: Pipeline) -> dict[str, Any]:
-        """``Pipeline`` → flat parameters, e.g. to ``study.enqueue_trial`` a known pipeline.
+        """``Pipeline`` → flat parameters, e.g. to ``study.enqueue_trial`` a known pipeline: the pipeline's
+        flattening (``search.flat``), restricted to what this space samples for it.
 
         Raises ``ValueError`` when the pipeline is not a point of this space (``to_pipeline`` of the result
         must give the pipeline back, and every value must lie inside its distribution).
@@ -327,40 +315,9 @@ class SearchSpace:
             student = self.candidates.index(pipeline.student)
         except ValueError:
             raise ValueError(f"student {pipeline.student} is not a candidate of the space") from None
-        loss, inter, aug = pipeline.loss, pipeline.intermediate, pipeline.augmentation
-        params: dict[str, Any] = {"student": student, "loss": loss.name}
-        if loss.name != "ce_only":
-            params["kd_weight"] = loss.kd_weight
-            if self.hard_weight is not None:
-                params["hard_weight"] = loss.hard_weight
-        if uses_temperature(loss.name):
-            params["temperature"] = loss.temperature
-        for key in self.loss_params.get(loss.name, {}):
-            params[self._param_name(loss.name, key)] = loss.params.get(
-                key, LOSSES.get(loss.name).defaults[key]
-            )
-        params["inter"] = inter.name
-        if inter.name != "none":
-            if inter.name in OBJECTIVES and len(self.feature_choices(inter.name)) > 1:
-                params["inter_features"] = inter.features
-            params["mapping"] = inter.mapping
-            params["inter_weight"] = inter.weight
-            if inter.name == "mi_alpha":
-                params["mi_alpha"] = inter.alpha
-            for key in self.inter_params.get(inter.name, {}):
-                default = OBJECTIVES.get(inter.name).defaults[key]
-                params[self._param_name(inter.name, key)] = inter.params.get(key, default)
-        params["aug"] = _aug_name(aug.ops)
-        if aug.ops:
-            params["aug_p"] = aug.p
-            params["aug_copies"] = aug.copies
-        if self.mixup is not None:
-            params["mixup"] = aug.mixup > 0
-            if aug.mixup > 0:
-                params["mixup_alpha"] = aug.mixup
-        params.update(lr=pipeline.training.lr, epochs=pipeline.training.epochs)
-        params["batch_size"] = pipeline.training.batch_size
-        self.distributions(params)
+        replay = _Replay({"student": student, **flatten(pipeline)})
+        self.suggest(replay)  # type: ignore[arg-type]
+        params = {name: replay.params[name] for name in replay.distributions}
         if (back := self.to_pipeline(params)) != pipeline:
             raise ValueError(
                 f"pipeline is not a point of the space (nearest point: {back.model_dump_json()})"

@@ -10,13 +10,15 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from distill.data import TextTask
 from distill.engine import distill_student
 from distill.export import export_student
+from distill.plugin import load_plugins
+from distill.settings import DistillSettings
 from distill.teacher import Teacher, load_teacher
 from distill.teacher_outputs import TeacherOutputs
 from search.space import SearchSpace
@@ -30,6 +32,8 @@ class TrialInputs:
     space: SearchSpace
     teacher_accuracy: float | None = None
     artifacts: str | None = None  # each trial exports its student to <artifacts>/<pipeline key>/
+    #: the user's plug-ins as the driver sees them; each trial loads them (its Ray worker may predate them)
+    plugins: tuple[str, ...] = field(default_factory=lambda: DistillSettings.from_env().plugins)
 
 
 @functools.lru_cache(maxsize=2)
@@ -42,6 +46,7 @@ def run_trial(
 ) -> dict[str, Any]:
     """Train the pipeline ``params`` describe; per-epoch metrics go to ``report``; returns final metrics."""
     inputs: TrialInputs = shared["inputs"]
+    load_plugins(DistillSettings(plugins=inputs.plugins))
     pipeline = inputs.space.to_pipeline(params)
     teacher = _teacher(inputs.teacher_dir)
     t0 = time.perf_counter()

@@ -14,33 +14,22 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
 
+from search.pareto import feasible, has_metrics, pareto_front, violations
 from search.space import SearchSpace
+from search.tune_events import FINISHED, SearchCallbacks, SearchResult, TrialRecord, abort_stopper, bridge
 
 log = logging.getLogger(__name__)
 
 TrainableFn = Callable[
     [dict[str, Any], dict[str, Any], Callable[[dict[str, Any]], None]], "dict[str, Any] | None"
 ]
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-FINISHED = "trial_finished"  # set in the last result of a trial whose trainable returned
-_TUNE_KEYS = frozenset(
-    {
-        "training_iteration", "time_total_s", "time_this_iter_s", "time_since_restore", "timestamp", "date",
-        "done", "trial_id", "experiment_tag", "hostname", "node_ip", "pid", "config", "should_checkpoint",
-        "checkpoint_dir_name", "iterations_since_restore", "timesteps_total", "timesteps_since_restore",
-        "timesteps_this_iter", "episodes_total", "episodes_this_iter", "experiment_id", "__duplicate__",
-        FINISHED,
-    }
-)  # fmt: skip
 
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
@@ -61,8 +50,8 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
 
 
 @dataclass
-class Budget:
-    """How much search a job may spend.
+class TuneBudget:
+    """How much one Tune run of a job may spend (the user's budget is ``store.spec.JobBudget``).
 
     ``trials`` counts every trial of the job, including ``done`` ones of an earlier run; ``wall_seconds``
     bounds this call. ``gpus_per_trial=None`` means 1 when the cluster has GPUs, else 0. ``max_epochs`` is
@@ -84,56 +73,6 @@ class Budget:
             raise ValueError(f"budget needs trials ≥ 1 and concurrency ≥ 1, got {self}")
         if self.wall_seconds is not None and self.wall_seconds <= 0:
             raise ValueError(f"wall_seconds must be positive, got {self.wall_seconds}")
-
-
-class SearchCallbacks:
-    """Hooks called in the driver process as trials progress; override what you need.
-
-    ``status`` of a complete trial is ``"completed"`` (its trainable returned) or ``"stopped"`` (ended
-    early by ASHA or by the wall-clock budget).
-    """
-
-    def on_trial_start(self, trial_id: str, params: dict[str, Any]) -> None: ...
-
-    def on_trial_result(self, trial_id: str, metrics: dict[str, Any]) -> None: ...
-
-    def on_trial_complete(
-        self, trial_id: str, params: dict[str, Any], final_metrics: dict[str, Any], status: str
-    ) -> None: ...
-
-    def on_trial_error(self, trial_id: str, params: dict[str, Any], error_text: str) -> None: ...
-
-
-@dataclass
-class TrialRecord:
-    """One trial. ``status``: ``completed``, ``stopped``, ``error`` or ``done`` (finished in an earlier
-    run); ``epochs``: the number of results it reported."""
-
-    trial_id: str
-    params: dict[str, Any]
-    metrics: dict[str, Any] = field(default_factory=dict)
-    status: str = "running"
-    epochs: int = 0
-    error: str | None = None
-
-
-@dataclass
-class SearchResult:
-    """Every trial (earlier ``done`` ones first), the best feasible one by the primary objective, and, for a
-    multi-objective search, the Pareto front of the feasible trials."""
-
-    trials: list[TrialRecord]
-    best: TrialRecord | None
-    objectives: list[tuple[str, str]]
-    pareto: list[TrialRecord] = field(default_factory=list)
-
-    @property
-    def best_params(self) -> dict[str, Any] | None:
-        return self.best.params if self.best else None
-
-    @property
-    def best_metrics(self) -> dict[str, Any] | None:
-        return self.best.metrics if self.best else None
 
 
 # --------------------------------------------------------------------------- trial side
@@ -189,139 +128,6 @@ def _run_trial(
 # --------------------------------------------------------------------------- driver side
 
 
-def _clean(result: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in result.items() if k not in _TUNE_KEYS}
-
-
-def _error_text(trial: Any) -> str | None:
-    """The traceback Tune wrote for a failed trial: the driver-local file first (written before
-    ``on_trial_error``), then the copy in the experiment storage."""
-    try:
-        if trial.error_file and os.path.exists(trial.error_file):
-            with open(trial.error_file, encoding="utf-8", errors="replace") as f:
-                return _ANSI.sub("", f.read())
-        text = trial.get_error()
-        return _ANSI.sub("", str(text)) if text else None
-    except Exception:
-        log.debug("could not read the error of trial %s", trial.trial_id, exc_info=True)
-        return None
-
-
-def _bridge(callbacks: Any, records: dict[str, TrialRecord], objectives: Sequence[str]) -> Any:
-    """A ``tune.Callback`` forwarding Tune's trial events to ``callbacks`` and filling ``records``."""
-    from ray import tune
-
-    def clean(result: Mapping[str, Any]) -> dict[str, Any]:
-        out = _clean(result)
-        for k in objectives:  # NaN placeholders of objectives not reported yet
-            if isinstance(out.get(k), float) and math.isnan(out[k]):
-                del out[k]
-        return out
-
-    def call(name: str, *args: Any) -> None:
-        hook = getattr(callbacks, name, None)
-        if hook is None:
-            return
-        try:
-            hook(*args)
-        except Exception:  # a failing hook must not end the search
-            log.exception("search callback %s failed", name)
-
-    class Bridge(tune.Callback):
-        def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            params = dict(trial.config)
-            records[trial.trial_id] = TrialRecord(trial.trial_id, params)
-            call("on_trial_start", trial.trial_id, params)
-
-        def on_trial_result(
-            self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
-        ) -> None:
-            rec = records.get(trial.trial_id)
-            if rec is None:
-                return
-            rec.epochs = int(result.get("training_iteration", rec.epochs + 1))
-            rec.metrics = clean(result)
-            call("on_trial_result", trial.trial_id, dict(rec.metrics))
-
-        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            rec = records.get(trial.trial_id)
-            if rec is None:  # stopped before it started (wall-clock budget): not a trial of the job
-                return
-            rec.status = "completed" if (trial.last_result or {}).get(FINISHED) else "stopped"
-            call("on_trial_complete", trial.trial_id, dict(rec.params), dict(rec.metrics), rec.status)
-
-        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            rec = records.setdefault(trial.trial_id, TrialRecord(trial.trial_id, dict(trial.config)))
-            text = _error_text(trial)
-            rec.status = "error"
-            rec.error = text or "trial failed (no error text recorded)"
-            call("on_trial_error", trial.trial_id, dict(rec.params), rec.error)
-
-        def finish(self) -> None:
-            """Close the trials Tune left running when the wall-clock budget ran out (it ends the
-            experiment without ``on_trial_complete`` for them)."""
-            for rec in records.values():
-                if rec.status == "running":
-                    rec.status = "stopped"
-                    call("on_trial_complete", rec.trial_id, dict(rec.params), dict(rec.metrics), rec.status)
-
-        def __reduce__(self) -> Any:
-            # Tune pickles callbacks with its experiment state; the user's hooks (DB sessions...) need not
-            # be picklable, and the saved copy is never used to drive this search.
-            return (tune.Callback, ())
-
-    return Bridge()
-
-
-def _abort_stopper(should_stop: Callable[[], bool]) -> Any:
-    """A Tune ``Stopper`` ending the whole search once ``should_stop()`` is true."""
-    from ray.tune.stopper import NoopStopper, Stopper
-
-    class AbortStopper(Stopper):
-        def __call__(self, trial_id: str, result: dict) -> bool:
-            return False
-
-        def stop_all(self) -> bool:
-            return bool(should_stop())
-
-        def __reduce__(self) -> Any:  # pickled with the experiment state; `should_stop` need not be
-            return (NoopStopper, ())
-
-    return AbortStopper()
-
-
-def _feasible(metrics: Mapping[str, Any], constraints: Mapping[str, float]) -> bool:
-    return all(
-        isinstance(metrics.get(k), int | float) and metrics[k] <= bound for k, bound in constraints.items()
-    )
-
-
-def _has(metrics: Mapping[str, Any], names: Sequence[str]) -> bool:
-    return all(isinstance(metrics.get(k), int | float) and not math.isnan(metrics[k]) for k in names)
-
-
-def pareto_front(records: Sequence[TrialRecord], objectives: Sequence[tuple[str, str]]) -> list[TrialRecord]:
-    """The records no other record dominates (at least as good on every objective, better on one)."""
-    sign = [1.0 if mode == "max" else -1.0 for _, mode in objectives]
-    vecs = [[s * float(r.metrics[k]) for s, (k, _) in zip(sign, objectives, strict=True)] for r in records]
-
-    def dominates(a: list[float], b: list[float]) -> bool:
-        return all(x >= y for x, y in zip(a, b, strict=True)) and any(
-            x > y for x, y in zip(a, b, strict=True)
-        )
-
-    return [r for r, v in zip(records, vecs, strict=True) if not any(dominates(w, v) for w in vecs)]
-
-
-def _violations(metrics: Mapping[str, Any], constraints: Mapping[str, float]) -> dict[str, float]:
-    """Optuna's constraint values (``Trial.set_constraint``): ≤ 0 is feasible; a metric never reported
-    counts as violated."""
-    return {
-        k: float(metrics[k]) - bound if isinstance(metrics.get(k), int | float) else 1.0
-        for k, bound in constraints.items()
-    }
-
-
 def _searcher_class() -> type:
     from ray.tune.search.optuna import OptunaSearch
 
@@ -342,9 +148,9 @@ def _searcher_class() -> type:
                 and self._constraints
                 and trial_id not in self._completed_trials
             ):
-                for key, value in _violations(result, self._constraints).items():
+                for key, value in violations(result, self._constraints).items():
                     ot_trial.set_constraint(key, value)
-            if result and isinstance(self.metric, list) and not _has(result, self.metric):
+            if result and isinstance(self.metric, list) and not has_metrics(result, self.metric):
                 result = None  # stopped before its final metrics: Optuna files it as pruned
             super().on_trial_complete(trial_id, result=result, error=error)
 
@@ -354,7 +160,7 @@ def _searcher_class() -> type:
 def run_search(
     trainable_fn: TrainableFn,
     space: SearchSpace,
-    budget: Budget,
+    budget: TuneBudget,
     *,
     shared: Mapping[str, Any] | None = None,
     metric: str = "accuracy",
@@ -420,8 +226,8 @@ def run_search(
         r
         for r in trials
         if r.status != "error"
-        and _has(r.metrics, [k for k, _ in objectives])
-        and _feasible(r.metrics, constraints)
+        and has_metrics(r.metrics, [k for k, _ in objectives])
+        and feasible(r.metrics, constraints)
     ]
     pareto = pareto_front(scored, objectives) if multi_objective else []
     best = max(pareto or scored, key=lambda r: sign * float(r.metrics[metric]), default=None)
@@ -431,7 +237,7 @@ def run_search(
 def _tune(
     trainable_fn: TrainableFn,
     space: SearchSpace,
-    budget: Budget,
+    budget: TuneBudget,
     num_samples: int,
     objectives: list[tuple[str, str]],
     constraints: dict[str, float],
@@ -448,67 +254,23 @@ def _tune(
 ) -> None:
     import ray
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
 
     ensure_ray()
     metric, mode = objectives[0]
     multi = len(objectives) > 1
-    if multi:
-        sampler: optuna.samplers.BaseSampler = optuna.samplers.NSGAIISampler(
-            population_size=max(2, min(50, budget.trials // 2)), seed=seed
-        )
-    else:
-        sampler = optuna.samplers.TPESampler(n_startup_trials=max(1, min(10, budget.trials // 3)), seed=seed)
-
-    # One study shared with OptunaSearch (it loads it by name): earlier trials are filed here with their
-    # distributions, since OptunaSearch's own `evaluated_rewards` rejects a define-by-run space.
-    storage: optuna.storages.BaseStorage = (
-        optuna.storages.RDBStorage(optuna_storage) if optuna_storage else optuna.storages.InMemoryStorage()
+    study, storage = _study(
+        space, budget, objectives, constraints, done_records, enqueue, name, seed, optuna_storage
     )
-    directions = ["maximize" if m == "max" else "minimize" for _, m in objectives]
-    study = optuna.create_study(storage=storage, study_name=name, sampler=sampler, directions=directions)
-    for rec in done_records:
-        try:
-            dists = space.distributions(rec.params)
-        except ValueError as e:
-            log.warning(
-                "earlier trial %s is outside the search space, not told to Optuna: %s", rec.trial_id, e
-            )
-            continue
-        ok = rec.status == "done" and _has(rec.metrics, [k for k, _ in objectives])
-        study.add_trial(
-            optuna.trial.create_trial(
-                state=optuna.trial.TrialState.COMPLETE if ok else optuna.trial.TrialState.FAIL,
-                values=[float(rec.metrics[k]) for k, _ in objectives] if ok else None,
-                params=rec.params,
-                distributions=dists,
-                constraints=_violations(rec.metrics, constraints) if constraints and ok else None,
-            )
-        )
-    for params in enqueue:
-        study.enqueue_trial(params)
-
     searcher = _searcher_class()(
         space.suggest,
         metric=[k for k, _ in objectives] if multi else metric,
         mode=[m for _, m in objectives] if multi else mode,
-        sampler=sampler,
+        sampler=study.sampler,
         storage=storage,
         study_name=name,
         constraints=constraints,
     )
-    scheduler = None
-    if budget.early_stopping:
-        max_t = budget.max_epochs or space.max_epochs
-        scheduler = ASHAScheduler(
-            time_attr="training_iteration",
-            metric=metric,
-            mode=mode,
-            max_t=max(max_t, budget.grace_period),
-            grace_period=budget.grace_period,
-            reduction_factor=budget.reduction_factor,
-            stop_last_trials=False,  # a trial ends when its trainable returns, with its final metrics
-        )
+    scheduler = _asha(budget, space, metric, mode) if budget.early_stopping else None
 
     gpus = budget.gpus_per_trial
     if gpus is None:
@@ -519,7 +281,7 @@ def _tune(
     )
     trainable = tune.with_resources(trainable, {"cpu": budget.cpus_per_trial, "gpu": gpus})
 
-    bridge = _bridge(callbacks, records, required)
+    events = bridge(callbacks, records, required)
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
@@ -534,10 +296,69 @@ def _tune(
             name=name,
             storage_path=storage_path,
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
-            callbacks=[bridge],
-            stop=_abort_stopper(should_stop) if should_stop else None,
+            callbacks=[events],
+            stop=abort_stopper(should_stop) if should_stop else None,
             verbose=0,
         ),
     )
     tuner.fit()  # trial errors are recorded, not raised (Tuner runs with raise_on_failed_trial=False)
-    bridge.finish()
+    events.finish()
+
+
+def _study(
+    space: SearchSpace,
+    budget: TuneBudget,
+    objectives: list[tuple[str, str]],
+    constraints: dict[str, float],
+    done_records: list[TrialRecord],
+    enqueue: list[dict[str, Any]],
+    name: str,
+    seed: int | None,
+    optuna_storage: str | None,
+) -> tuple[optuna.Study, optuna.storages.BaseStorage]:
+    """The Optuna study the search samples from, and its storage: TPE (NSGA-II for several objectives),
+    earlier trials filed with their distributions (OptunaSearch's own ``evaluated_rewards`` rejects a
+    define-by-run space), then the enqueued points. OptunaSearch loads it by name from the storage."""
+    if len(objectives) > 1:
+        sampler: optuna.samplers.BaseSampler = optuna.samplers.NSGAIISampler(
+            population_size=max(2, min(50, budget.trials // 2)), seed=seed
+        )
+    else:
+        sampler = optuna.samplers.TPESampler(n_startup_trials=max(1, min(10, budget.trials // 3)), seed=seed)
+    storage: optuna.storages.BaseStorage = (
+        optuna.storages.RDBStorage(optuna_storage) if optuna_storage else optuna.storages.InMemoryStorage()
+    )
+    directions = ["maximize" if m == "max" else "minimize" for _, m in objectives]
+    study = optuna.create_study(storage=storage, study_name=name, sampler=sampler, directions=directions)
+    for rec in done_records:
+        try:
+            dists = space.distributions(rec.params)
+        except ValueError as e:
+            log.warning(
+                "earlier trial %s is outside the search space, not told to Optuna: %s", rec.trial_id, e
+            )
+            continue
+        ok = rec.status == "done" and has_metrics(rec.metrics, [k for k, _ in objectives])
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.COMPLETE if ok else optuna.trial.TrialState.FAIL,
+                values=[float(rec.metrics[k]) for k, _ in objectives] if ok else None,
+                params=rec.params,
+                distributions=dists,
+                constraints=violations(rec.metrics, constraints) if constraints and ok else None,
+            )
+        )
+    for params in enqueue:
+        study.enqueue_trial(params)
+    return study, storage
+
+
+def _asha(budget: TuneBudget, space: SearchSpace, metric: str, mode: str) -> Any:
+    """ASHA on the per-epoch metric; a trial ends when its trainable returns, with its final metrics."""
+    from ray.tune.schedulers import ASHAScheduler
+
+    max_t = budget.max_epochs or space.max_epochs
+    return ASHAScheduler(
+        time_attr="training_iteration", metric=metric, mode=mode, max_t=max(max_t, budget.grace_period),
+        grace_period=budget.grace_period, reduction_factor=budget.reduction_factor, stop_last_trials=False,
+    )  # fmt: skip

@@ -17,17 +17,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from distill.data import DataError
 from distill.hf import ModelError
 from distill.registry import UnknownComponentError
-from distill.settings import Settings
+from distill.tables import DataError
 from service.dashboard import routes as dashboard
-from service.db import make_engine, normalize_url, session_factory, upgrade
 from service.deps import Context
 from service.routes import datasets, jobs, teachers
 from service.routes.common import error_list
 from service.schemas import Health
 from service.uploads import BodyLimit, UploadError
+from store import make_engine, normalize_url, session_factory, upgrade
+from store.settings import Settings
 
 MULTIPART_SLACK = 1 << 20  # form fields and part headers around an upload of the largest allowed size
 
@@ -58,9 +58,8 @@ async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The API for ``settings`` (default: from the environment); migrates the database first."""
-    settings = settings or Settings.from_env()
+def create_app(settings: Settings) -> FastAPI:
+    """The API for ``settings``; migrates the database first."""
     upgrade(settings.database_url)
     db = session_factory(make_engine(settings.database_url))
     app = FastAPI(title="AutoDistiller", version=VERSION, description=DESCRIPTION, lifespan=_lifespan)

@@ -1,7 +1,7 @@
 """A small Python client for the AutoDistiller API (what the CLI verbs ``submit``/``status``/... use).
 
     from service.client import Client
-    api = Client("http://127.0.0.1:8000", key)          # or Client.from_settings()
+    api = Client("http://127.0.0.1:8000", key)          # or Client.from_settings(Settings.from_env())
     data = api.dataset("reviews.csv")                     # uploads a local file, else registers by name
     teacher = api.teacher("./my-teacher")                 # uploads a local model folder (zip)
     job = api.submit(data.id, teacher.id, {"trials": 12})
@@ -24,21 +24,13 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from distill.settings import Settings
-from service.schemas import (
-    DatasetOut,
-    ImportanceOut,
-    JobBudget,
-    JobOut,
-    Page,
-    RecommendationOut,
-    TeacherOut,
-    TrialOut,
-)
+from service.schemas import DatasetOut, ImportanceOut, JobOut, Page, RecommendationOut, TeacherOut, TrialOut
 from service.uploads import safe_extract, zip_folder
+from store.settings import Settings
+from store.spec import JobBudget
+from store.states import TERMINAL_STATES as TERMINAL
 
 M = TypeVar("M", bound=BaseModel)
-TERMINAL = ("finished", "failed", "cancelled")
 
 
 class ApiError(RuntimeError):
@@ -64,12 +56,10 @@ class Client:
         self.http = http
 
     @classmethod
-    def from_settings(
-        cls, settings: Settings | None = None, *, url: str | None = None, key: str | None = None
-    ) -> Client:
+    def from_settings(cls, settings: Settings, *, url: str | None = None, key: str | None = None) -> Client:
         """``url``/``key`` if given, else ``AUTODISTILLER_URL`` and ``AUTODISTILLER_API_KEY``, else the
         local key ``serve`` wrote. Raises ``ApiError`` (401) when no key is found at all."""
-        s = settings or Settings.from_env()
+        s = settings
         key = key or s.api_key or (s.key_file.read_text().strip() if s.key_file.is_file() else None)
         if not key:
             why = "no API key: pass one, set AUTODISTILLER_API_KEY, or run `autodistiller serve` once"

@@ -9,9 +9,9 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
-from distill.settings import Settings
-from service.db import ApiKey, Dataset, Job, TeacherEntry, Trial, get_entry, get_job, get_trial, key_for
-from service.db.inputs import Entry
+from store import ApiKey, Dataset, Job, TeacherEntry, Trial, get_entry, get_job, get_trial, key_for
+from store.inputs import Entry
+from store.settings import Settings
 
 COOKIE = "autodistiller_key"  # the dashboard's session: the key, HttpOnly and SameSite=Strict
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API key>`")

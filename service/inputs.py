@@ -14,16 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from distill.assets import minilm_dir
-from distill.data import BUILTINS, FILE_SUFFIXES, DataError, TextTask, check_label_compatibility, load_subset
+from distill.data import BUILTINS, TextTask, check_label_compatibility, load_subset
 from distill.hf import load_classifier
 from distill.profile import dataset_profile
-from distill.settings import Settings
 from distill.student import count_params
+from distill.tables import FILE_SUFFIXES, DataError
 from distill.teacher import load_teacher
-from service.db import Dataset, Db, TeacherEntry, add_entry
-from service.db.models import new_id
-from service.schemas import DatasetIn, DatasetRef, TeacherIn, TeacherRef
+from service.schemas import DatasetIn, TeacherIn
 from service.uploads import guard_path, safe_extract, save_upload
+from store import Dataset, Db, TeacherEntry, add_entry
+from store.models import new_id
+from store.settings import Settings
+from store.spec import DatasetRef, TeacherRef
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 EXAMPLES_SHOWN = 3

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from distill.pipeline import Pipeline, describe
-from distill.settings import Settings
 from search.recommender import (
     PRIOR_NOTES,
     Recommender,
@@ -21,7 +20,8 @@ from search.recommender import (
     task_cv_mae,
 )
 from search.space import SearchSpace
-from service.db import jobs
+from store import results
+from store.settings import Settings
 
 log = logging.getLogger(__name__)
 _FITTED: dict[str, Recommender] = {}
@@ -39,7 +39,7 @@ def db_rows(db: Any, *, exclude_job: str | None = None) -> list[dict[str, Any]]:
     ``task``, ``job_id``, the meta-features, ``pipeline`` as JSON, ``accuracy``, ``ratio``, ``params``,
     ``wall_seconds``)."""
     rows = []
-    for job, meta, trial in jobs.meta_trials(db, exclude_job=exclude_job):
+    for job, meta, trial in results.meta_trials(db, exclude_job=exclude_job):
         teacher_acc = meta.get("teacher_accuracy") or job.teacher_accuracy
         if not teacher_acc:
             continue
@@ -70,9 +70,9 @@ def trained(db: Any, rows: list[dict[str, Any]], prior_rows: int) -> tuple[Recom
     fp = rows_fingerprint(rows)
     model = _FITTED.get(fp) or Recommender.fit(rows)
     _FITTED[fp] = model
-    version = jobs.model_version(db, fp)
+    version = results.model_version(db, fp)
     if version is None:
-        version = jobs.record_model(
+        version = results.record_model(
             db, fp, rows=len(rows), tasks=len(model.tasks), prior_rows=prior_rows, cv_mae=task_cv_mae(rows),
             importance=model.importance(),
         )  # fmt: skip

@@ -22,9 +22,13 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from distill.pipeline import Pipeline, describe
+from search.importance import pipeline_importance
 from service.dashboard import plots
-from service.dashboard.importance import pipeline_importance
-from service.db import (
+from service.deps import COOKIE, Context, Ctx, owned_job, owned_trial
+from service.jobs import job_out, queue_job, recommendation_out
+from service.routes.common import error_list
+from service.schemas import JobRequest
+from store import (
     SORT_KEYS,
     ApiKey,
     Dataset,
@@ -44,15 +48,12 @@ from service.db import (
     trial_pipelines,
     trial_points,
 )
-from service.deps import COOKIE, Context, Ctx, owned_job, owned_trial
-from service.routes.common import error_list
-from service.routes.jobs import job_out, queue_job, recommendation
-from service.schemas import Id, JobBudget, JobRequest
+from store.spec import Id, JobBudget
+from store.states import SCORED_STATUSES, TRIAL_STATUSES, TrialStatus
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 PAGE = 50
-STATUSES = ("completed", "pruned", "failed", "running")
 
 
 def _or_dash(fmt: Callable[[Any], str]) -> Callable[[Any], str]:
@@ -193,13 +194,13 @@ def submit_form(
 def _live_context(ctx: Context, key: ApiKey, job: Job, sort: str, status: str | None, page: int) -> dict:
     """What the live part of a job page shows: recommendation, baselines, leaderboard page, plots."""
     sort = sort if sort.removeprefix("-") in SORT_KEYS else "-accuracy"
-    status_filter = status if status in STATUSES else None
+    status_filter = status if status in TRIAL_STATUSES else None
     total = count_trials(ctx.db, job.id, status=status_filter)
     rows = leaderboard(ctx.db, job.id, sort=sort, status=status_filter, limit=PAGE, offset=(page - 1) * PAGE)
     points = trial_points(ctx.db, job.id)
     t_prof = get_profile(ctx.db, "teacher", job_id=job.id)
     teacher = t_prof.data if t_prof else {}
-    scored = [p for p in points if p.accuracy is not None and p.status in ("completed", "pruned")]
+    scored = [p for p in points if p.accuracy is not None and p.status in SCORED_STATUSES]
     history = plots.history(
         [plots.HistoryPoint(p.number, p.accuracy, p.status, p.is_reference, p.id) for p in scored],
         job.teacher_accuracy,
@@ -207,14 +208,14 @@ def _live_context(ctx: Context, key: ApiKey, job: Job, sort: str, status: str | 
     sized = [
         plots.SizePoint(p.id, p.params, p.accuracy, f"trial {p.number}")
         for p in scored
-        if p.params and p.status == "completed"
+        if p.params and p.status == TrialStatus.COMPLETED
     ]
     t_point = (
         (teacher["params"], job.teacher_accuracy) if teacher.get("params") and job.teacher_accuracy else None
     )
     return {
         "job": job_out(job),
-        "rec": recommendation(job.id, ctx, key),
+        "rec": recommendation_out(ctx, job),
         "refs": reference_trials(ctx.db, job.id),
         "best": rows[0] if rows and sort == "-accuracy" and page == 1 and not status_filter else None,
         "rows": rows,
@@ -223,7 +224,7 @@ def _live_context(ctx: Context, key: ApiKey, job: Job, sort: str, status: str | 
         "status": status_filter,
         "page": page,
         "pages": max(1, -(-total // PAGE)),
-        "statuses": STATUSES,
+        "statuses": TRIAL_STATUSES,
         "teacher": teacher,
         "plot_history": history,
         "plot_size": plots.size_vs_accuracy(sized, t_point),

@@ -1,1 +1,1 @@
-"""The API's routes, one module per resource. Routes stay thin: schemas validate, ``service.db`` queries."""
+"""The API's routes, one module per resource. Routes stay thin: schemas validate, ``store`` queries."""

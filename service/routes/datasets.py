@@ -7,8 +7,7 @@ from pathlib import Path, PurePath
 from fastapi import APIRouter, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
-from distill.data import FILE_SUFFIXES
-from service.db import Dataset, list_entries
+from distill.tables import FILE_SUFFIXES
 from service.deps import Ctx, Key, owned_dataset
 from service.inputs import receive_upload, register_dataset, register_uploaded_dataset
 from service.routes.common import (
@@ -20,7 +19,9 @@ from service.routes.common import (
     json_or_upload,
     read_body,
 )
-from service.schemas import DatasetIn, DatasetOut, DatasetRef, Id, Page
+from service.schemas import DatasetIn, DatasetOut, Page
+from store import Dataset, list_entries
+from store.spec import DatasetRef, Id
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses=COMMON_ERRORS)
 

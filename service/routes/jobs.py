@@ -12,95 +12,39 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Resp
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from distill.data import DataError
-from distill.pipeline import Pipeline
-from service.dashboard.importance import pipeline_importance
-from service.db import (
-    SORT_KEYS,
-    TERMINAL_STATES,
-    TRIAL_STATUSES,
-    ApiKey,
-    Job,
-    count_jobs,
-    count_trials,
-    create_job,
-    get_job,
-    get_profile,
-    latest_model,
-    latest_recommendation,
-    leaderboard,
-    list_artifacts,
-    list_jobs,
-    trial_for_pipeline,
-    trial_pipelines,
-    utcnow,
-)
-from service.db import cancel_job as cancel
-from service.deps import Context, Ctx, Key, owned_dataset, owned_job, owned_teacher, owned_trial
-from service.inputs import check_pair
+from search.importance import pipeline_importance
+from service.deps import Context, Ctx, Key, owned_job, owned_trial
+from service.jobs import job_out, queue_job, recommendation_out
 from service.routes.common import COMMON_ERRORS, Limit, Offset, require_json
 from service.schemas import (
-    Id,
     ImportanceOut,
-    JobBudget,
     JobOut,
     JobRequest,
     Page,
-    PredictedOut,
-    Progress,
     RecommendationOut,
-    TeacherSummary,
     TrialOut,
 )
 from service.uploads import UploadError, guard_path, zip_folder
+from store import (
+    SORT_KEYS,
+    TERMINAL_STATES,
+    TRIAL_STATUSES,
+    Job,
+    count_jobs,
+    count_trials,
+    get_job,
+    latest_model,
+    leaderboard,
+    list_artifacts,
+    list_jobs,
+    trial_pipelines,
+)
+from store import cancel_job as cancel
+from store.spec import Id
+from store.states import JobState
 
 router = APIRouter(tags=["jobs"], responses=COMMON_ERRORS)
-JobState = Literal["queued", "profiling", "searching", "finished", "failed", "cancelled"]
 SortKey = Literal[tuple(k for name in SORT_KEYS for k in (name, f"-{name}"))]  # type: ignore[valid-type]
-
-
-def job_out(job: Job) -> JobOut:
-    base = f"/v1/jobs/{job.id}"
-    done, budget = job.trials_done, job.trials_budget
-    return JobOut(
-        id=job.id,
-        state=job.state,  # type: ignore[arg-type]
-        dataset_id=job.dataset_id,
-        teacher_id=job.teacher_id,
-        budget=JobBudget.model_validate(job.budget),
-        progress=Progress(
-            trials_done=done,
-            trials_budget=budget,
-            fraction=1.0 if job.state == "finished" else min(1.0, done / budget) if budget else 0.0,
-            text=job.progress_text,
-        ),
-        best_accuracy=job.best_accuracy,
-        best_trial_id=job.best_trial_id,
-        teacher_accuracy=job.teacher_accuracy,
-        eta_seconds=_eta(job),
-        error=job.error,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        urls={
-            "self": base,
-            "events": f"{base}/events",
-            "recommendation": f"{base}/recommendation",
-            "trials": f"{base}/trials",
-            "student": f"{base}/student",
-            "cancel": f"{base}/cancel",
-        },
-    )
-
-
-def _eta(job: Job) -> float | None:
-    """Seconds left at the pace of the trials so far, capped by the job's wall-clock budget."""
-    if job.state in TERMINAL_STATES or job.started_at is None or not job.trials_done or not job.trials_budget:
-        return None
-    elapsed = (utcnow() - job.started_at).total_seconds()
-    left = elapsed / job.trials_done * max(0, job.trials_budget - job.trials_done)
-    wall = (job.budget or {}).get("wall_seconds")
-    return round(min(left, max(0.0, wall - elapsed)) if wall else left, 1)
 
 
 @router.post(
@@ -131,27 +75,6 @@ def submit_job(
     job = queue_job(ctx, key, body, idempotency_key)
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return job_out(job)
-
-
-def queue_job(ctx: Context, key: ApiKey, body: JobRequest, idempotency_key: str | None = None) -> Job:
-    """Check that the caller owns the dataset and teacher and that they match, then queue the job (the API
-    and the dashboard's form both submit through here)."""
-    dataset = owned_dataset(ctx, key, body.dataset_id)
-    teacher = owned_teacher(ctx, key, body.teacher_id)
-    try:
-        check_pair(dataset, teacher)
-    except DataError as e:
-        raise HTTPException(422, f"teacher and dataset do not match: {e}") from None
-    return create_job(
-        ctx.db,
-        dataset=dataset.ref,
-        teacher=teacher.ref,
-        budget=body.budget.model_dump(mode="json"),
-        owner=key.id,
-        idempotency_key=idempotency_key,
-        dataset_id=dataset.id,
-        teacher_id=teacher.id,
-    )
 
 
 @router.get("/v1/jobs", response_model=Page[JobOut], summary="My jobs, newest first")
@@ -212,74 +135,7 @@ def recommendation(job_id: Id, ctx: Ctx, key: Key) -> RecommendationOut:
     """During the search: the best pipeline measured so far. When the job has finished: the exported
     student's pipeline (`final`). Before any trial: a predicted pipeline when one is known, else
     `available: false` with the reason."""
-    job = owned_job(ctx, key, job_id)
-    prof = get_profile(ctx.db, "teacher", job_id=job.id)
-    t = prof.data if prof else {}
-    teacher = TeacherSummary(
-        accuracy=t.get("accuracy", job.teacher_accuracy),
-        params=t.get("params"),
-        latency_ms=t.get("latency_ms"),
-    )
-    rec = latest_recommendation(ctx.db, job.id)
-    predicted = _predicted(ctx, job.id)
-    best = leaderboard(ctx.db, job.id, sort="-accuracy", status="completed", limit=1)
-    if not best:
-        if predicted is not None:
-            return RecommendationOut(
-                job_id=job.id, available=True, source="predicted", pipeline=predicted.pipeline,
-                accuracy=predicted.accuracy, ratio_to_teacher=predicted.ratio, teacher=teacher,
-                why=predicted.why, predicted=predicted,
-            )  # fmt: skip
-        why = f"no trial has finished yet (job {job.state}: {job.progress_text})"
-        if job.state in ("failed", "cancelled"):
-            why = f"the job {job.state} before any trial finished" + (f": {job.error}" if job.error else "")
-        return RecommendationOut(job_id=job.id, available=False, teacher=teacher, why=why)
-    top = best[0]
-    final = job.state == "finished"
-    if final and rec is not None and rec.source == "measured":
-        why = rec.why
-    else:
-        n = count_trials(ctx.db, job.id, status=["completed", "pruned", "failed"])
-        why = f"best of {n} finished trials so far by validation accuracy ({top.accuracy:.4f}); {job.state}"
-    return RecommendationOut(
-        job_id=job.id,
-        available=True,
-        source="measured",
-        final=final,
-        pipeline=top.pipeline,
-        trial_id=top.id,
-        accuracy=top.accuracy,
-        ratio_to_teacher=top.ratio_to_teacher,
-        params=top.params,
-        latency_ms=top.latency_ms,
-        teacher=teacher,
-        size_ratio=top.params / teacher.params if top.params and teacher.params else None,
-        speedup=teacher.latency_ms / top.latency_ms if top.latency_ms and teacher.latency_ms else None,
-        why=why,
-        predicted=predicted,
-    )
-
-
-def _predicted(ctx: Context, job_id: str) -> PredictedOut | None:
-    """The job's predicted recommendation, with the accuracy the search measured for it, if it ran."""
-    rec = latest_recommendation(ctx.db, job_id, source="predicted")
-    if rec is None:
-        return None
-    d = rec.details or {}
-    trial = trial_for_pipeline(ctx.db, job_id, Pipeline.model_validate(rec.pipeline).key())
-    return PredictedOut(
-        method="model" if d.get("method") == "model" else "priors",
-        pipeline=rec.pipeline,
-        accuracy=rec.score,
-        ratio=d.get("ratio"),
-        model_version=d.get("model_version"),
-        trained_on=d.get("trained_on"),
-        cv_mae=d.get("cv_mae"),
-        nearest=d.get("nearest", []),
-        alternatives=[a for a in d.get("alternatives", []) if isinstance(a, dict)],
-        measured_accuracy=trial.accuracy if trial is not None else None,
-        why=rec.why,
-    )
+    return recommendation_out(ctx, owned_job(ctx, key, job_id))
 
 
 @router.get(

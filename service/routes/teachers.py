@@ -6,7 +6,6 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from service.db import TeacherEntry, list_entries, teacher_accuracies
 from service.deps import Context, Ctx, Key, owned_teacher
 from service.inputs import ARCHIVE_SUFFIXES, receive_upload, register_teacher, register_uploaded_teacher
 from service.routes.common import (
@@ -18,7 +17,9 @@ from service.routes.common import (
     json_or_upload,
     read_body,
 )
-from service.schemas import Id, Name, Page, TeacherAccuracy, TeacherIn, TeacherOut
+from service.schemas import Page, TeacherAccuracy, TeacherIn, TeacherOut
+from store import TeacherEntry, list_entries, teacher_accuracies
+from store.spec import Id, Name
 
 router = APIRouter(prefix="/v1/teachers", tags=["teachers"], responses=COMMON_ERRORS)
 

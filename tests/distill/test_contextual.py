@@ -13,9 +13,9 @@ from transformers import BertConfig, BertForMaskedLM, BertModel, BertTokenizer
 from distill.assets import minilm_dir
 from distill.augment import AUGMENTATIONS, AugmentContext, augment_examples
 from distill.augment.contextual import load_masked_lm
-from distill.data import Example
 from distill.hf import ModelError
 from distill.pipeline import Augmentation, StudentArch
+from distill.tables import Example
 from search.space import SearchSpace
 
 VOCAB = [

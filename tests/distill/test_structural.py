@@ -10,11 +10,12 @@ import torch
 from pydantic import ValidationError
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
-from distill.data import Example, TextTask
+from distill.data import TextTask
 from distill.encoding import encode_fixed
 from distill.engine import distill_student
 from distill.multi_teacher import apply_teacher_mix, mix_teacher_logits, teacher_weights
 from distill.pipeline import IntermediateSpec, Pipeline, StudentArch, TeacherMix, Training, progressive_stages
+from distill.tables import Example
 from distill.teacher import Teacher
 from distill.teacher_outputs import TeacherOutputs, teacher_outputs
 from distill.trainer import DistillLoss

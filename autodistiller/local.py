@@ -1,0 +1,200 @@
+"""The command line's local verbs: components, teacher, distill, search, worker, demo, serve, keys, migrate"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from store.settings import Settings
+from store.states import JobState
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dataset",
+        required=True,
+        help="rotten_tomatoes | bbc_news | a CSV/JSONL/Parquet file | "
+        "a save_to_disk folder | a Hub dataset name",
+    )
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--text-pair-column", default=None, help="second sentence column for pair tasks")
+    p.add_argument("--label-column", default="label")
+    p.add_argument("--max-train", type=int, default=None, help="stratified subset of the training split")
+    p.add_argument("--max-val", type=int, default=None, help="stratified subset of the validation split")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def dataset_ref(args: argparse.Namespace):
+    from store.spec import DatasetRef
+
+    return DatasetRef(
+        source=args.dataset,
+        text_column=args.text_column,
+        text_pair_column=args.text_pair_column,
+        label_column=args.label_column,
+        max_train=args.max_train,
+        max_val=args.max_val,
+        seed=args.seed,
+    )
+
+
+def _load_task(args: argparse.Namespace):
+    from distill.data import load_subset
+
+    return load_subset(**dataset_ref(args).model_dump())
+
+
+def cmd_components(args: argparse.Namespace, settings: Settings) -> int:
+    from distill.augment import AUGMENTATIONS
+    from distill.losses import LOSSES
+    from distill.mapping import MAPPINGS
+    from distill.objectives import OBJECTIVES
+
+    families = {
+        "output losses": LOSSES,
+        "intermediate objectives": OBJECTIVES,
+        "augmentations": AUGMENTATIONS,
+        "layer mappings": MAPPINGS,
+    }
+    listing = {kind: {e.name: e.description for e in reg.entries()} for kind, reg in families.items()}
+    listing["augmentations"]["mixup (Augmentation.mixup)"] = "mixup of input embeddings and teacher targets"
+    if args.json:
+        print(json.dumps(listing, indent=2))
+        return 0
+    for kind, entries in listing.items():
+        print(f"{kind} ({len(entries)}):")
+        width = max(map(len, entries))
+        for name, desc in entries.items():
+            print(f"  {name:<{width}}  {desc}")
+    return 0
+
+
+def cmd_teacher(args: argparse.Namespace, settings: Settings) -> int:
+    from distill.assets import minilm_dir
+    from distill.finetune import FinetuneConfig, finetune_teacher
+
+    task = _load_task(args)
+    base = args.base or str(minilm_dir())
+    cfg = FinetuneConfig(epochs=args.epochs, lr=args.lr, max_length=args.max_length, seed=args.seed)
+    teacher = finetune_teacher(base, task, settings.teachers, cfg)
+    print(teacher.model.name_or_path)
+    return 0
+
+
+def cmd_distill(args: argparse.Namespace, settings: Settings) -> int:
+    from distill.engine import distill_student
+    from distill.export import export_student
+    from distill.pipeline import Pipeline
+    from distill.teacher import load_teacher
+
+    pipeline = Pipeline.model_validate_json(Path(args.pipeline).read_text()) if args.pipeline else Pipeline()
+    task = _load_task(args)
+    teacher = load_teacher(args.teacher)
+    result = distill_student(task, teacher, pipeline, cache_dir=settings.teacher_outputs)
+    folder = export_student(result, teacher, task, Path(args.out))
+    print(json.dumps(result.metrics, indent=2))
+    print(f"student saved to {folder}")
+    return 0
+
+
+def budget(args: argparse.Namespace):
+    from store.spec import JobBudget
+
+    return JobBudget(
+        trials=args.trials,
+        wall_seconds=args.wall_seconds,
+        concurrency=args.concurrency,
+        cpus_per_trial=args.cpus_per_trial,
+        space=args.space,
+        max_length=args.max_length,
+        objectives=args.objectives.split(","),
+        max_params=args.max_params,
+        max_latency_ms=args.max_latency_ms,
+        seed=args.seed,
+    )
+
+
+def _job_spec(args: argparse.Namespace):
+    from store.spec import JobSpec, TeacherRef
+
+    return JobSpec(
+        dataset=dataset_ref(args),
+        teacher=TeacherRef(path=args.teacher) if args.teacher else TeacherRef(base=args.base or "minilm"),
+        budget=budget(args),
+    )
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.run import run_job_in_process
+
+    job = run_job_in_process(_job_spec(args), settings, ray_address=args.ray_address)
+    return 0 if job.state == JobState.FINISHED else 1
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    import logging
+
+    from workers.worker import Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    worker = Worker(settings, ray_address=args.ray_address, stale_after_s=args.stale_after)
+    print(f"worker {worker.worker_id}: waiting for jobs in {worker.settings.database_url}", flush=True)
+    n = worker.run(once=args.once)
+    print(f"worker {worker.worker_id}: processed {n} job(s)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from autodistiller.demo import run_demo
+
+    run_demo(settings, n_train=args.n_train, n_val=args.n_val, max_length=args.max_length, trials=args.trials)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from autodistiller.serve import serve
+
+    serve(
+        args.host,
+        args.port,
+        workers=args.workers,
+        ray_address=args.ray_address,
+        stale_after_s=args.stale_after,
+        settings=settings,
+    )
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    from store import create_key, list_keys, make_engine, revoke_key, session_factory, upgrade
+
+    url = settings.database_url
+    upgrade(url)
+    db = session_factory(make_engine(url))
+    if args.action == "create":
+        row, key = create_key(db, args.name)
+        if args.quiet:
+            print(key)
+        else:
+            print(f"{key}\n(key {row.id} '{row.name}': shown once, stored hashed; send it as "
+                  f"`Authorization: Bearer <key>`)")  # fmt: skip
+    elif args.action == "list":
+        for k in list_keys(db):
+            state = f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active"
+            print(f"{k.id}  {k.prefix}…  {k.name:<20}  created {k.created_at:%Y-%m-%d %H:%M}  {state}")
+    else:
+        if not revoke_key(db, args.id):
+            print(f"autodistiller: error: no active key {args.id}", file=sys.stderr)
+            return 2
+        print(f"revoked {args.id}")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from store import current_revision, upgrade
+
+    upgrade(settings.database_url)
+    print(f"database at revision {current_revision(settings.database_url)}")
+    return 0

@@ -1,0 +1,122 @@
+"""The job contract: what a job asks for (dataset, teacher, budget). The API validates it, the job row stores
+it as JSON, and the worker reads it back; nothing here knows HTTP."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from distill.pipeline import Pipeline, StudentArch
+
+
+class StrictModel(BaseModel):
+    """Unknown fields and NaN/inf are errors, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+# Printable text: no control characters (PostgreSQL refuses NUL; nothing legitimate needs them).
+Text = Annotated[str, StringConstraints(min_length=1, max_length=1000, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Id = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+
+
+class DatasetRef(StrictModel):
+    """A text-classification dataset: built-in name, server-side path, or Hub name (see ``distill.data``)."""
+
+    source: Text = Field(..., examples=["rotten_tomatoes"])
+    text_column: Text = "text"
+    text_pair_column: Text | None = None
+    label_column: Text = "label"
+    max_train: int | None = Field(None, ge=10, description="Stratified subset of the training split.")
+    max_val: int | None = Field(None, ge=10, description="Stratified subset of the validation split.")
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+
+
+class FinetuneRef(StrictModel):
+    epochs: int = Field(2, ge=1, le=20)
+    lr: float = Field(1e-4, gt=0, le=1e-2)
+    max_length: int = Field(64, ge=8, le=512)
+
+
+class TeacherRef(StrictModel):
+    """A fine-tuned teacher (``path``: HF folder or Hub id), or a base encoder fine-tuned once (``base``)."""
+
+    path: Text | None = None
+    base: Text | None = Field(
+        None, description="Base encoder folder/Hub id, or `minilm` for the shipped one."
+    )
+    finetune: FinetuneRef = Field(default_factory=FinetuneRef)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> TeacherRef:
+        if (self.path is None) == (self.base is None):
+            raise ValueError(
+                "give the teacher as exactly one of `path` (fine-tuned) or `base` (to fine-tune)"
+            )
+        return self
+
+
+class JobBudget(StrictModel):
+    """How much to search, and what every student must respect."""
+
+    trials: int = Field(
+        12, ge=2, le=10_000, description="Trials in all, the no-KD and vanilla-KD references included."
+    )
+    wall_seconds: float | None = Field(None, gt=0, le=7 * 24 * 3600)
+    concurrency: int = Field(1, ge=1, le=256)
+    cpus_per_trial: float = Field(1.0, gt=0, le=256)
+    space: Literal["default", "small"] = "default"
+    max_length: int = Field(64, ge=8, le=512)
+    epochs: list[Annotated[int, Field(ge=1, le=100)]] | None = Field(
+        None, description="Epoch counts the search may pick (default: preset's)."
+    )
+    early_stopping: bool = Field(True, description="ASHA stops poor trials early on validation accuracy.")
+    objectives: list[Literal["accuracy", "params", "latency_ms"]] = Field(
+        default_factory=lambda: ["accuracy"]
+    )
+    max_params: int | None = Field(
+        None, ge=1000, description="Every student has at most this many parameters."
+    )
+    max_latency_ms: float | None = Field(
+        None, gt=0, description="Every student's CPU latency (1×max_length)."
+    )
+    target_ratio: float | None = Field(None, gt=0, le=1.5, description="Wanted accuracy / teacher accuracy.")
+    candidates: list[StudentArch] | None = Field(
+        None, description="Student architectures (default: built-in)."
+    )
+    student_top_k: int = Field(
+        3, ge=1, le=32, description="Students the DisWOT search hands to the pipeline search."
+    )
+    student_evaluations: int = Field(50, ge=2, le=5000, description="Candidates the DisWOT search scores.")
+    warm_start: list[Pipeline] = Field(
+        default_factory=list,
+        description="Pipelines to train first and to the end, after the two references.",
+    )
+    warm_start_k: int = Field(
+        3,
+        ge=0,
+        le=32,
+        description="Pipelines the recommender predicts best (from past jobs, or priors) that the search "
+        "trains to the end right after the references and `warm_start`; 0: none.",
+    )
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+
+    @model_validator(mode="after")
+    def _objectives(self) -> JobBudget:
+        if (
+            not self.objectives
+            or self.objectives[0] != "accuracy"
+            or len(set(self.objectives)) != len(self.objectives)
+        ):
+            raise ValueError(
+                "objectives start with `accuracy`, then optionally `params` or `latency_ms`, each once"
+            )
+        return self
+
+
+class JobSpec(StrictModel):
+    dataset: DatasetRef
+    teacher: TeacherRef
+    budget: JobBudget = Field(default_factory=JobBudget)

@@ -1,0 +1,70 @@
+"""The command line: listing components, and clear errors (exit 2) for bad input."""
+
+from __future__ import annotations
+
+import json
+
+from autodistiller.cli import main
+
+
+def test_components_lists_every_family(capsys):
+    assert main(["components", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert len(listing["output losses"]) >= 8 and len(listing["intermediate objectives"]) >= 10
+    assert {"kl", "pld", "sinkhorn", "dual_head"} <= set(listing["output losses"])
+    assert "mi_alpha" in listing["intermediate objectives"]
+    assert {"eda_swap", "embed_neighbour"} <= set(listing["augmentations"])
+    assert set(listing["layer mappings"]) == {"skip", "last", "uniform", "emd"}
+    assert main(["components"]) == 0
+    assert "mi_alpha" in capsys.readouterr().out
+
+
+def test_bad_dataset_is_a_clear_cli_error(tmp_path, capsys):
+    bad = tmp_path / "one_class.csv"
+    bad.write_text("text,label\ngood film,pos\ngreat film,pos\n")
+    code = main(["distill", "--dataset", str(bad), "--teacher", str(tmp_path), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "error:" in err and "class" in err
+
+
+def test_bad_pipeline_is_a_clear_cli_error(tmp_path, capsys):
+    pipe = tmp_path / "p.json"
+    pipe.write_text(json.dumps({"loss": {"name": "nope"}}))
+    code = main(
+        [
+            "distill",
+            "--dataset",
+            "rotten_tomatoes",
+            "--teacher",
+            str(tmp_path),
+            "--pipeline",
+            str(pipe),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert code == 2 and "No output loss `nope`" in capsys.readouterr().err
+
+
+def test_plugin_files_add_components(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    plugin = tmp_path / "my_loss.py"
+    plugin.write_text(
+        "from distill.losses import LOSSES, LogitLoss\n\n"
+        "@LOSSES.register('my_loss', 'a custom loss from a plug-in file')\n"
+        "class MyLoss(LogitLoss):\n"
+        "    def forward(self, x):\n"
+        "        return (x.student_logits - x.teacher_logits).abs().mean()\n"
+    )
+    env = {**os.environ, "AUTODISTILLER_PLUGINS": str(plugin)}
+    out = subprocess.run(
+        [sys.executable, "-m", "autodistiller.cli", "components", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["output losses"]["my_loss"] == "a custom loss from a plug-in file"

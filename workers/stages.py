@@ -1,0 +1,175 @@
+"""The stages of one job before its search, each a function of the claimed job (``JobRun``): profile the
+data and teacher, choose the student candidates, build the space, predict pipelines, share the teacher's
+outputs with every trial."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from distill.assets import minilm_dir
+from distill.data import TextTask, load_subset
+from distill.encoding import encode_fixed
+from distill.finetune import FinetuneConfig, finetune_teacher
+from distill.pipeline import Pipeline, StudentArch
+from distill.profile import dataset_profile, teacher_profile
+from distill.teacher import Teacher, load_teacher
+from distill.teacher_outputs import teacher_outputs
+from search.candidates import STUDENT_PROXY, feasible_candidates, search_students
+from search.metafeatures import meta_features
+from search.recommender import candidate_pipelines
+from search.space import SearchSpace
+from search.trainable import TrialInputs
+from store import results
+from store.models import Job
+from store.settings import Settings
+from store.spec import JobSpec
+from store.states import JobState
+from workers import recommend
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobRun:
+    """A claimed job as its stages see it: its spec, where to write, and how to report its state (``state``
+    raises ``JobAborted`` when the job was cancelled or taken over)."""
+
+    db: Any
+    settings: Settings
+    job: Job
+    spec: JobSpec
+    abort: threading.Event
+    state: Callable[..., None]  # (JobState, progress_text=..., **columns)
+    on_recommendation: Callable[[str], None] | None = None
+
+    @property
+    def artifacts(self) -> Path:
+        return self.settings.artifacts / self.job.id
+
+
+@dataclass
+class Profiled:
+    task: TextTask
+    teacher: Teacher
+    teacher_profile: dict[str, Any]
+    meta: dict[str, float]
+
+
+def load_job_task(spec: JobSpec) -> TextTask:
+    return load_subset(**spec.dataset.model_dump())
+
+
+def resolve_teacher(spec: JobSpec, task: TextTask, settings: Settings) -> Teacher:
+    ref = spec.teacher
+    if ref.path:
+        return load_teacher(ref.path)
+    base = minilm_dir() if ref.base == "minilm" else ref.base
+    cfg = FinetuneConfig(epochs=ref.finetune.epochs, lr=ref.finetune.lr, max_length=ref.finetune.max_length)
+    return finetune_teacher(base, task, settings.teachers, cfg, progress=False, log=log.info)
+
+
+def profile(run: JobRun) -> Profiled:
+    """Load the data and the teacher; store the dataset, teacher and meta-feature profiles."""
+    b = run.spec.budget
+    run.state(JobState.PROFILING, progress_text="loading data and teacher")
+    task = load_job_task(run.spec)
+    teacher = resolve_teacher(run.spec, task, run.settings)
+    t_prof = teacher_profile(teacher, task, b.max_length)
+    results.add_profile(run.db, "dataset", dataset_profile(task), job_id=run.job.id)
+    results.add_profile(run.db, "teacher", t_prof, job_id=run.job.id)
+    meta = meta_features(
+        task, teacher, teacher_accuracy=t_prof["accuracy"], max_length=b.max_length, max_params=b.max_params
+    )
+    results.add_profile(run.db, "meta", meta, job_id=run.job.id)
+    return Profiled(task, teacher, t_prof, meta)
+
+
+def students(run: JobRun, prof: Profiled) -> list[StudentArch]:
+    """The job's given candidates within the budget, or the DisWOT student search's picks (every scored
+    candidate is stored), plus the students of the user's warm starts."""
+    b = run.spec.budget
+    if b.candidates:
+        candidates, rows = feasible_candidates(
+            b.candidates, prof.teacher.model, max_params=b.max_params, max_latency_ms=b.max_latency_ms,
+            seq_len=b.max_length,
+        )  # fmt: skip
+        doc: dict[str, Any] = {"source": "given", "candidates": rows}
+    else:
+        run.state(JobState.PROFILING, progress_text="DisWOT student search (training-free)")
+        candidates, rows, rate = search_students(
+            prof.teacher, prof.task, max_params=b.max_params, max_latency_ms=b.max_latency_ms,
+            seq_len=b.max_length, top_k=b.student_top_k, evaluations=b.student_evaluations, seed=b.seed,
+        )  # fmt: skip
+        doc = {"source": "diswot", "proxy": STUDENT_PROXY, "per_second": rate, "candidates": rows}
+    results.add_profile(run.db, "candidates", doc, job_id=run.job.id)
+    # a warm-start pipeline must be in the space: its student joins the candidates
+    candidates += [p.student for p in b.warm_start if p.student not in candidates]
+    if not candidates:
+        smallest = min((r["params"] for r in rows), default=0)
+        raise ValueError(
+            f"no student candidate meets the budget (max_params={b.max_params}, "
+            f"max_latency_ms={b.max_latency_ms}); the smallest has {smallest:,} params"
+        )
+    return candidates
+
+
+def build_space(run: JobRun, candidates: list[StudentArch]) -> SearchSpace:
+    """The preset space over the candidates, with the job's sequence length, seed and epoch choices."""
+    b = run.spec.budget
+    space = (SearchSpace.small if b.space == "small" else SearchSpace.default)(candidates)
+    fixed: dict[str, Any] = {"max_length": b.max_length, "seed": b.seed}
+    overrides: dict[str, Any] = {}
+    if b.epochs:  # the references train for the longest
+        overrides["epochs"], fixed["epochs"] = sorted(set(b.epochs)), max(b.epochs)
+    return dataclasses.replace(space, training=space.training.model_copy(update=fixed), **overrides)
+
+
+def predict(run: JobRun, meta: dict[str, float], space: SearchSpace) -> list[Pipeline]:
+    """Predict the best pipelines for the job before its first trial (recorded as the job's predicted
+    recommendation), best first: the search's warm starts."""
+    b = run.spec.budget
+    run.state(JobState.PROFILING, progress_text="recommending pipelines from past jobs")
+    prediction = recommend.predict(
+        run.db, run.settings, run.job.id, meta, space, candidate_pipelines(space, seed=b.seed),
+        k=max(3, b.warm_start_k),
+    )  # fmt: skip
+    top = prediction.pipelines[0] if prediction.pipelines else space.reference_pipelines()["vanilla_kd"]
+    if results.latest_recommendation(run.db, run.job.id, source="predicted") is None:
+        results.add_recommendation(
+            run.db, run.job.id, top, "predicted", score=prediction.score, why=prediction.why,
+            details=prediction.details,
+        )  # fmt: skip
+    if run.on_recommendation is not None:
+        run.on_recommendation(run.job.id)
+    return prediction.pipelines
+
+
+def trial_inputs(run: JobRun, prof: Profiled, space: SearchSpace) -> TrialInputs:
+    """The teacher's outputs on the training split, once, for every layer the space may read: what every
+    trial shares."""
+    b = run.spec.budget
+    run.state(
+        JobState.PROFILING,
+        progress_text="computing the teacher's outputs once for all trials",
+        teacher_accuracy=prof.teacher_profile["accuracy"],
+    )
+    task, teacher = prof.task, prof.teacher
+    hidden, attention = space.teacher_layers_needed(teacher.num_layers)
+    train = encode_fixed(task.train, teacher.tokenizer, b.max_length, torch.arange(task.num_labels))
+    enc = {k: getattr(train, k) for k in ("input_ids", "attention_mask", "token_type_ids")}
+    outputs = teacher_outputs(
+        teacher, enc, hidden_layers=hidden, attention_layers=attention,
+        cache_dir=run.settings.teacher_outputs, progress=False,
+    )  # fmt: skip
+    return TrialInputs(
+        task, str(teacher.model.name_or_path), outputs, space, prof.teacher_profile["accuracy"],
+        str(run.artifacts / "trials"),
+    )  # fmt: skip
