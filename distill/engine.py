@@ -5,6 +5,7 @@ This is the unit of work of every search trial. It knows nothing of HTTP, databa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from transformers import PreTrainedModel
 from distill.augment import AugmentContext, augment_examples
 from distill.data import TextTask, check_label_compatibility
 from distill.encoding import TrainData, encode_fixed
+from distill.multi_teacher import apply_teacher_mix
 from distill.pipeline import Pipeline
 from distill.student import InitReport, build_student, count_params, cpu_latency_ms
 from distill.teacher import Teacher
@@ -98,11 +100,13 @@ def distill_student(
     device: str | None = None,
     measure_latency: bool = True,
     outputs: TeacherOutputs | None = None,
+    extra_teachers: Sequence[Teacher] = (),
 ) -> DistillResult:
     """Build the pipeline's student, train it against the (cached) teacher outputs, measure it.
 
     ``outputs``: teacher outputs already computed for ``task.train`` at this ``max_length`` (a search
     computes them once per job and shares them with every trial); they must hold the layers it needs.
+    ``extra_teachers``: the other teachers of a multi-teacher pipeline (``pipeline.teachers``).
     """
     tr = pipeline.training
     label_map = torch.tensor(check_label_compatibility(task, teacher.labels, len(teacher.labels)))
@@ -111,12 +115,12 @@ def distill_student(
     criterion = DistillLoss(pipeline, student, teacher.model.config)
 
     tok = teacher.tokenizer
-    parts = [encode_fixed(task.train, tok, tr.max_length, label_map)]
+    texts = [task.train]
     aug = pipeline.augmentation
     if aug.copies:
         ctx = AugmentContext(tokenizer=tok, embeddings=teacher.model.get_input_embeddings().weight.detach())
-        for copy in augment_examples(task.train, aug, ctx, seed=tr.seed):
-            parts.append(encode_fixed(copy, tok, tr.max_length, label_map))
+        texts += augment_examples(task.train, aug, ctx, seed=tr.seed)
+    parts = [encode_fixed(examples, tok, tr.max_length, label_map) for examples in texts]
     if criterion.uses_teacher:
         parts = [
             _with_teacher(
@@ -130,6 +134,7 @@ def distill_student(
             )
             for i, p in enumerate(parts)
         ]
+        apply_teacher_mix(parts, texts, task, [teacher, *extra_teachers], pipeline, cache_dir)
     train = _concat(parts)
     val = encode_fixed(task.validation, tok, tr.max_length, label_map)
 

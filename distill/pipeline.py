@@ -21,6 +21,12 @@ def pipeline_key(doc: dict) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _is_none(value: object) -> bool:
+    """``exclude_if`` of optional fields added later: left out of the JSON while unset, so existing
+    pipelines keep their JSON and ``key()``."""
+    return value is None
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -110,16 +116,48 @@ class Augmentation(_Spec):
     p: float = Field(0.1, ge=0, le=1, description="Per-word probability of each op.")
     copies: int = Field(0, ge=0, le=16, description="Augmented copies of the training set (0 = none).")
     mixup: float = Field(0.0, ge=0, le=10, description="Beta(α, α) mixup on embeddings; 0 = off.")
+    mlm: str | None = Field(
+        None,
+        max_length=500,
+        exclude_if=_is_none,
+        description="Masked LM (folder or Hub id) for ops that need one (`contextual`).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Augmentation:
         from distill.augment import AUGMENTATIONS
 
-        for op in self.ops:
-            AUGMENTATIONS.get(op)
+        needs_mlm = [op for op in self.ops if getattr(AUGMENTATIONS.get(op), "uses_mlm", False)]
         if bool(self.ops) != bool(self.copies):
             raise ValueError("augmentation needs both ops and copies > 0 (or neither)")
+        if bool(needs_mlm) != bool(self.mlm):
+            raise ValueError("set augmentation.mlm (a masked LM) exactly when an op needs one (contextual)")
         return self
+
+
+class Stage(_Spec):
+    """One stage of progressive distillation: its epochs and a multiplier on each loss weight."""
+
+    epochs: int = Field(ge=1, le=100)
+    hard: float = Field(1.0, ge=0, le=1, description="Multiplier of loss.hard_weight (labels).")
+    kd: float = Field(1.0, ge=0, le=1, description="Multiplier of loss.kd_weight (output distribution).")
+    intermediate: float = Field(1.0, ge=0, le=1, description="Multiplier of intermediate.weight.")
+
+    @model_validator(mode="after")
+    def _trains_something(self) -> Stage:
+        if self.hard == self.kd == self.intermediate == 0:
+            raise ValueError("a stage with every multiplier 0 trains nothing")
+        return self
+
+
+def progressive_stages(inter: int, kd: int, hard: int) -> list[Stage]:
+    """TinyBERT / ERNIE-Tiny order: intermediate representations only, then the teacher's output
+    distribution only, then the labels (with the output loss kept)."""
+    return [
+        Stage(epochs=inter, hard=0, kd=0, intermediate=1),
+        Stage(epochs=kd, hard=0, kd=1, intermediate=0),
+        Stage(epochs=hard, hard=1, kd=1, intermediate=0),
+    ]
 
 
 class Training(_Spec):
@@ -130,6 +168,45 @@ class Training(_Spec):
     warmup: float = Field(0.1, ge=0, le=0.5, description="Fraction of steps with linear warm-up.")
     weight_decay: float = Field(0.01, ge=0, le=1)
     seed: int = Field(0, ge=0, le=2**32 - 1)
+    stages: list[Stage] | None = Field(
+        None,
+        max_length=10,
+        exclude_if=_is_none,
+        description="Progressive distillation: stages run in order (epochs add up).",
+    )
+
+    @model_validator(mode="after")
+    def _stages_cover_epochs(self) -> Training:
+        if self.stages is not None and sum(st.epochs for st in self.stages) != self.epochs:
+            raise ValueError(
+                f"the stages' epochs add up to {sum(s.epochs for s in self.stages)}, not {self.epochs}"
+            )
+        return self
+
+    def stage(self, epoch: int) -> Stage | None:
+        """The stage of 1-based ``epoch`` (``None`` without stages)."""
+        end = 0
+        for st in self.stages or ():
+            end += st.epochs
+            if epoch <= end:
+                return st
+        return None
+
+
+class TeacherMix(_Spec):
+    """Several teachers: the job's teacher first, then the extra teachers given to ``distill_student``.
+    Their soft targets are mixed (``distill.multi_teacher``); intermediate objectives use the first."""
+
+    weights: list[float] = Field(min_length=2, max_length=8, description="One weight ≥ 0 per teacher.")
+    mode: Literal["fixed", "confidence"] = Field(
+        "fixed", description="`confidence`: per example, weights × softmax over teachers of −CE(label)."
+    )
+
+    @model_validator(mode="after")
+    def _positive(self) -> TeacherMix:
+        if any(w < 0 for w in self.weights) or not sum(self.weights) > 0:
+            raise ValueError(f"teacher weights must be ≥ 0 with a positive sum, got {self.weights}")
+        return self
 
 
 class Pipeline(_Spec):
@@ -140,6 +217,16 @@ class Pipeline(_Spec):
     intermediate: IntermediateSpec = Field(default_factory=IntermediateSpec)
     augmentation: Augmentation = Field(default_factory=Augmentation)
     training: Training = Field(default_factory=Training)
+    teachers: TeacherMix | None = Field(
+        None, exclude_if=_is_none, description="Multi-teacher soft targets (absent: one teacher)."
+    )
+
+    @model_validator(mode="after")
+    def _stages_have_work(self) -> Pipeline:
+        for st in self.training.stages or ():
+            if st.hard == st.kd == 0 and self.intermediate.name == "none":
+                raise ValueError("a stage trains only the intermediate objective, but the pipeline has none")
+        return self
 
     def key(self) -> str:
         """Stable short hash of the pipeline (same pipeline → same key)."""

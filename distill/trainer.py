@@ -23,7 +23,8 @@ from distill.encoding import TrainData
 from distill.intermediate import IntermediateLoss
 from distill.losses import LogitInputs, LossContext, build_loss
 from distill.objectives import ObjectiveContext
-from distill.pipeline import Pipeline
+from distill.objectives.base import FittedObjective
+from distill.pipeline import Pipeline, Stage
 from distill.student import forward_features
 from distill.teacher_outputs import TeacherOutputs
 
@@ -74,6 +75,7 @@ class DistillLoss(nn.Module):
     def __init__(self, pipeline: Pipeline, student: PreTrainedModel, teacher_cfg: object | None) -> None:
         super().__init__()
         self.spec = pipeline
+        self.stage: Stage | None = None  # the current progressive-distillation stage (set per epoch)
         s = student.config
         self.kd = build_loss(pipeline.loss, LossContext(s.num_labels, s.hidden_size))
         self.inter: IntermediateLoss | None = None
@@ -88,12 +90,19 @@ class DistillLoss(nn.Module):
                 t.hidden_size,
                 s.num_attention_heads,
                 t.num_attention_heads,
+                s.num_labels,
             )
             self.inter = IntermediateLoss(pipeline.intermediate, ctx)
 
     @property
     def uses_teacher(self) -> bool:
         return (self.kd.uses_teacher and self.spec.loss.kd_weight > 0) or self.inter is not None
+
+    def prepare(self, train: TrainData) -> None:
+        """Fit the objectives whose targets come from the whole training set (``FittedObjective``)."""
+        obj = self.inter.objectives["hidden"] if self.inter and "hidden" in self.inter.objectives else None
+        if isinstance(obj, FittedObjective) and train.teacher is not None:
+            obj.fit(self.inter.hidden_pairs, train.teacher.hidden, train.labels)
 
     @property
     def needs_hidden(self) -> bool:
@@ -106,16 +115,16 @@ class DistillLoss(nn.Module):
     def forward(
         self, out, targets: Tensor, labels: Tensor, teacher: TeacherOutputs | None, mask: Tensor
     ) -> Tensor:
-        spec = self.spec
-        loss = spec.loss.hard_weight * -(targets * F.log_softmax(out.logits, -1)).sum(-1).mean()
+        spec, st = self.spec, self.stage or Stage(epochs=1)
+        loss = st.hard * spec.loss.hard_weight * -(targets * F.log_softmax(out.logits, -1)).sum(-1).mean()
         if teacher is None:
             return loss
-        if spec.loss.kd_weight > 0 and self.kd.uses_teacher:
+        if spec.loss.kd_weight * st.kd > 0 and self.kd.uses_teacher:
             x = LogitInputs(out.logits, teacher.logits, labels, out.pooled)
-            loss = loss + spec.loss.kd_weight * self.kd(x)
-        if self.inter is not None:
+            loss = loss + st.kd * spec.loss.kd_weight * self.kd(x)
+        if self.inter is not None and st.intermediate > 0:
             inter = self.inter(out.hidden_states, teacher.hidden, out.attentions, teacher.attentions, mask)
-            loss = loss + spec.intermediate.weight * inter
+            loss = loss + st.intermediate * spec.intermediate.weight * inter
         return loss
 
 
@@ -138,9 +147,11 @@ def train_model(
     gen = torch.Generator().manual_seed(tr.seed)
     dev = pick_device(device)
     model.to(dev)
-    criterion = (criterion or DistillLoss(pipeline, model, teacher_cfg)).to(dev)
+    criterion = criterion or DistillLoss(pipeline, model, teacher_cfg)
     if criterion.uses_teacher and train.teacher is None:
         raise ValueError(f"pipeline loss {pipeline.loss.name} needs teacher outputs")
+    criterion.prepare(train)
+    criterion.to(dev)
     params = [p for p in [*model.parameters(), *criterion.parameters()] if p.requires_grad]
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
@@ -157,6 +168,7 @@ def train_model(
     t_start = time.perf_counter()
     bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
     for epoch in range(1, tr.epochs + 1):
+        criterion.stage = tr.stage(epoch)
         model.train()
         t_epoch = time.perf_counter()
         order = torch.randperm(len(train), generator=gen)

@@ -53,6 +53,10 @@ class Range:
         return trial.suggest_float(name, self.low, self.high, log=self.log)
 
 
+def _uses_mlm(op: str) -> bool:
+    return bool(getattr(AUGMENTATIONS.get(op), "uses_mlm", False))
+
+
 class _Replay:
     """A stand-in for ``optuna.Trial`` that answers each ``suggest_*`` from fixed params.
 
@@ -101,8 +105,9 @@ class SearchSpace:
     mappings: list[str] = field(default_factory=MAPPINGS.names)
     features: list[str] = field(default_factory=lambda: list(FEATURES))
     augmentations: list[tuple[str, ...]] = field(
-        default_factory=lambda: [(), *((op,) for op in AUGMENTATIONS.names())]
+        default_factory=lambda: [(), *((op,) for op in AUGMENTATIONS.names() if not _uses_mlm(op))]
     )
+    mlm: str | None = None  # the masked LM of ops that need one (``contextual``); offered only when set
     aug_p: Range = Range(0.05, 0.3)
     aug_copies: list[int] = field(default_factory=lambda: [1, 2])
     mixup: Range | None = Range(0.1, 1.0)  # None: never mix up
@@ -118,6 +123,7 @@ class SearchSpace:
         default_factory=lambda: {
             "dkd": {"alpha": Range(0.5, 2.0), "beta": Range(1.0, 16.0, log=True)},
             "sinkhorn": {"epsilon": Range(0.02, 1.0, log=True)},
+            "sinkhorn_batch": {"epsilon": Range(0.02, 1.0, log=True)},
         }
     )
     inter_params: dict[str, dict[str, Range]] = field(
@@ -138,7 +144,8 @@ class SearchSpace:
                 OBJECTIVES.get(name)
         for ops in self.augmentations:
             for op in ops:
-                AUGMENTATIONS.get(op)
+                if _uses_mlm(op) and not self.mlm:
+                    raise ValueError(f"augmentation {op} needs a masked LM: set the space's mlm")
         for name in self.mappings:
             MAPPINGS.get(name)  # an unknown name fails with the registry's error
         if bad := set(self.features) - set(FEATURES):
@@ -285,6 +292,7 @@ class SearchSpace:
             p=float(p["aug_p"]) if ops else Augmentation().p,
             copies=int(p["aug_copies"]) if ops else 0,
             mixup=float(p["mixup_alpha"]) if p.get("mixup") else 0.0,
+            mlm=self.mlm if any(_uses_mlm(op) for op in ops) else None,
         )
         training = {**self.training.model_dump(), "lr": float(p["lr"]), "epochs": int(p["epochs"])}
         training["batch_size"] = int(p["batch_size"])

@@ -138,6 +138,15 @@ class JobBudget(StrictModel):
             raise ValueError(
                 "objectives start with `accuracy`, then optionally `params` or `latency_ms`, each once"
             )
+        for p in self.warm_start:
+            # a job has one teacher and reads no server-side model path besides it (they go through the
+            # import-root check when registered, as teachers): multi-teacher and contextual pipelines are
+            # for the library and the command line, not yet for a job
+            if p.augmentation.mlm is not None or p.teachers is not None:
+                raise ValueError(
+                    "a warm-start pipeline may not name a masked LM (augmentation.mlm) or extra teachers "
+                    "(teachers): a job takes one registered teacher"
+                )
         return self
 
 

@@ -52,6 +52,7 @@ class AugmentContext:
     embeddings: torch.Tensor | None = None
     k: int = 5
     chunk: int = 512
+    mlm: str | None = None  # masked LM (folder or Hub id) for ops marked ``uses_mlm``; loaded on first use
     _word_ids: dict[str, int | None] = field(default_factory=dict, init=False, repr=False)
     _neighbours: dict[int, list[str]] = field(default_factory=dict, init=False, repr=False)
     _cand_ids: torch.Tensor | None = field(default=None, init=False, repr=False)
@@ -59,6 +60,26 @@ class AugmentContext:
     _cand_set: set[int] = field(default_factory=set, init=False, repr=False)
     _emb: torch.Tensor | None = field(default=None, init=False, repr=False)
     _id_to_token: dict[int, str] = field(default_factory=dict, init=False, repr=False)
+    _mlm: tuple[Any, Any, torch.Tensor] | None = field(default=None, init=False, repr=False)
+
+    def masked_lm(self) -> tuple[Any, Any]:
+        """The masked LM named by ``mlm`` and its tokenizer (loaded once, with the safe loader)."""
+        if self._mlm is None:
+            if not self.mlm:
+                raise ValueError(
+                    "this augmentation needs a masked LM: set augmentation.mlm (folder or Hub id)"
+                )
+            from distill.augment.contextual import _candidates, load_masked_lm
+
+            model, tok = load_masked_lm(self.mlm)
+            self._mlm = (model, tok, _candidates(tok))
+        return self._mlm[0], self._mlm[1]
+
+    def mlm_candidates(self) -> torch.Tensor:
+        """``(V,)`` bool mask of the masked LM's whole-word tokens a substitution may produce."""
+        self.masked_lm()
+        assert self._mlm is not None
+        return self._mlm[2]
 
     @property
     def has_neighbours(self) -> bool:
@@ -160,6 +181,8 @@ def augment_examples(
     from distill.tables import Example
 
     ops = [AUGMENTATIONS.get(name) for name in spec.ops]
+    if spec.mlm and ctx.mlm != spec.mlm:
+        ctx.mlm, ctx._mlm = spec.mlm, None
     if any(getattr(op, "uses_neighbours", False) for op in ops) and ctx.has_neighbours:
         ctx.prefetch(w for ex in examples for t in (ex.text, ex.text_pair) if t for w in t.split())
 

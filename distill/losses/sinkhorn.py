@@ -29,8 +29,8 @@ class SinkhornLoss(LogitLoss):
     Ground cost ``C = 1 − I`` (0 to stay on a class, 1 to move mass to any other): classification labels
     are unordered, so no class is "nearer" than another; ``|i − j|`` would invent an order. With this cost
     the unregularised distance is the total variation ``1 − Σ_c min(a_c, b_c)``. Not T²-scaled.
-    SinKD also has a batch-wise reformulation (OT across the samples of a batch); this module uses the
-    per-sample distance between class distributions.
+    SinKD's main form is batch-wise (OT across the samples of a batch): that is ``sinkhorn_batch``; this
+    loss is the per-sample distance between class distributions.
     """
 
     defaults: ClassVar[dict[str, float]] = {"epsilon": 0.1, "iters": 20.0}
@@ -47,11 +47,17 @@ class SinkhornLoss(LogitLoss):
         log_b = F.log_softmax(x.student_logits / self.temperature, dim=-1)
         n = log_a.shape[-1]
         cost = 1.0 - torch.eye(n, dtype=log_a.dtype, device=log_a.device)
-        m = -cost / self.epsilon  # (C, C), log of the Gibbs kernel
-        u = torch.zeros_like(log_a)
-        v = torch.zeros_like(log_b)
-        for _ in range(self.iters):
-            u = log_a - torch.logsumexp(m + v.unsqueeze(-2), dim=-1)
-            v = log_b - torch.logsumexp(m + u.unsqueeze(-1), dim=-2)
-        plan = torch.exp(u.unsqueeze(-1) + v.unsqueeze(-2) + m)  # (B, C, C)
+        plan = sinkhorn_plan(log_a, log_b, cost, self.epsilon, self.iters)  # (B, C, C)
         return (plan * cost).sum(dim=(-2, -1)).mean()
+
+
+def sinkhorn_plan(log_a: Tensor, log_b: Tensor, cost: Tensor, epsilon: float, iters: int) -> Tensor:
+    """The entropic OT plan ``P`` between marginals ``a`` (``(..., n)``) and ``b`` (``(..., m)``) for ``cost``
+    ``(n, m)``: ``iters`` log-space Sinkhorn iterations, unrolled (differentiable)."""
+    m = -cost / epsilon  # log of the Gibbs kernel
+    u = torch.zeros_like(log_a)
+    v = torch.zeros_like(log_b)
+    for _ in range(iters):
+        u = log_a - torch.logsumexp(m + v.unsqueeze(-2), dim=-1)
+        v = log_b - torch.logsumexp(m + u.unsqueeze(-1), dim=-2)
+    return torch.exp(u.unsqueeze(-1) + v.unsqueeze(-2) + m)

@@ -23,6 +23,12 @@ class AttentionObjective(Objective):
     are left out of the sum (their probability is ~0 anyway); ``0·log 0 = 0``, and the student's
     probabilities are clamped at 1e-12 inside the log. When head counts differ, heads are averaged first
     (an average of distributions is still a distribution).
+
+    Paper vs ours: MiniLM transfers the attention distributions *and* the value relation
+    ``VR = softmax(V Vᵀ / √d_k)`` of the teacher's last layer only, each as a KL of this form. We transfer
+    the attention distributions of every mapped layer pair (``mapping="last"`` gives MiniLM's choice) and
+    not the value relation: HF models expose attention probabilities but not the value vectors, so it
+    would need forward hooks on both models (not cheap to add here; left out).
     """
 
     supports: ClassVar[frozenset[str]] = frozenset({"attention"})

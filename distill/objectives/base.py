@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+import torch
 from torch import Tensor
 
 from distill.plugin import PluginModule
@@ -24,6 +25,7 @@ class ObjectiveContext:
     teacher_dim: int
     student_heads: int
     teacher_heads: int
+    num_labels: int = 0  # classes of the task (objectives with class-level targets, e.g. lelp)
 
 
 class Objective(PluginModule):
@@ -48,6 +50,27 @@ class Objective(PluginModule):
         self.p = self.resolve(spec.params)
 
     def pair_loss(self, s: Tensor, t: Tensor, mask: Tensor, s_layer: int) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+class FittedObjective(Objective):
+    """An objective with targets fitted once per training run on the teacher's cached features of the
+    whole training set (class means, principal directions, ...), before the optimizer is built.
+
+    ``fit`` gets the mapped ``(student index, teacher index)`` pairs, the teacher's cached hidden states
+    (index → ``(N, T, Ht)``) and the ``(N,)`` labels, and calls ``fit_layer`` once per student index with
+    the teacher [CLS] rows of its paired layer; where a mapping pairs one student index with several
+    teacher layers (``emd``) it gets the rows of all of them, stacked.
+    """
+
+    def fit(self, pairs: list[tuple[int, int]], hidden: dict[int, Tensor], labels: Tensor) -> None:
+        for i in sorted({i for i, _ in pairs}):
+            layers = [j for k, j in pairs if k == i]
+            rows = torch.cat([hidden[j][:, 0] for j in layers])
+            rows = rows.to(torch.promote_types(rows.dtype, torch.float32))
+            self.fit_layer(i, rows, labels.repeat(len(layers)))
+
+    def fit_layer(self, s_layer: int, t_cls: Tensor, labels: Tensor) -> None:  # pragma: no cover
         raise NotImplementedError
 
 

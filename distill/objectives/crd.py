@@ -22,9 +22,12 @@ class CRDObjective(Objective):
 
         L = ½ [ CE(Z, diag) + CE(Zᵀ, diag) ],   CE(Z, diag) = −(1/B) Σ_i log softmax_j(Z_ij)|_{j=i}
 
-    Simplification: CRD draws 16k negatives from a momentum memory bank with an NCE estimator; here the
-    other examples of the batch are the negatives, with a softmax (InfoNCE) loss in both directions and
-    no memory bank. Defaults follow CRD: ``dim = 128``, ``tau = 0.07``.
+    Paper vs ours: CRD (Tian et al. 2020) draws 16,384 negatives per example from a momentum-updated
+    memory bank over the whole training set and trains a critic with an NCE (binary) estimator on the
+    penultimate features. Here the other examples of the batch are the negatives (B − 1 of them), with a
+    softmax (InfoNCE) loss in both directions and no memory bank, on the [CLS] of each mapped layer pair;
+    with batches of 16–64 the bound is much looser than CRD's. Defaults follow CRD: ``dim = 128``,
+    ``tau = 0.07``.
     """
 
     supports: ClassVar[frozenset[str]] = frozenset({"hidden"})

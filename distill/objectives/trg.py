@@ -18,8 +18,14 @@ class TRGObjective(Objective):
 
         L = Σ_{b,p,q} m_bp m_bq (G^s_b[p,q] − G^t_b[p,q])² / Σ_{b,p,q} m_bp m_bq
 
-    (mean squared difference over all real token pairs of the batch). This keeps only the dense
-    similarity-graph part of TRG-style methods: no graph sparsification and no node-level term.
+    (mean squared difference over all real token pairs of the batch).
+
+    Paper vs ours: TRG (Knowledge Distillation via Token-level Relationship Graph, 2024, vision
+    transformers) builds a graph whose nodes are the tokens of the batch's instances, distils its edges with
+    a graph-level relational loss, and adds a token-wise "contextual loss" for each instance's inner context
+    (its exact sampling and losses are not in the abstract). We keep only the per-example dense token
+    cosine graph matched by MSE: no cross-instance edges, no separate contextual term (combine with
+    ``hidden_mse`` for a node-level term).
     """
 
     supports: ClassVar[frozenset[str]] = frozenset({"hidden"})

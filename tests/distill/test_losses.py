@@ -212,9 +212,9 @@ def test_sinkhorn_rejects_bad_settings() -> None:
             make_loss("sinkhorn", **bad)
 
 
-def test_dual_head_matches_hand_computation_and_trains_the_aux_head() -> None:
+def test_dual_head_matches_hand_computation_and_trains_both_heads() -> None:
     temp = 2.0
-    loss = make_loss("dual_head", temperature=temp)
+    loss = make_loss("dual_head", temperature=temp, aux_weight=0.5)
     w = [[0.1, -0.2, 0.3, 0.0], [0.5, 0.5, -0.5, 1.0], [-1.0, 0.0, 0.2, 0.4]]
     c = [0.1, 0.0, -0.3]
     with torch.no_grad():
@@ -223,17 +223,23 @@ def test_dual_head_matches_hand_computation_and_trains_the_aux_head() -> None:
     x = make_inputs()
     out = loss(x)
 
+    def sig(z: float) -> float:
+        return 1 / (1 + math.exp(-z))
+
     expected = 0.0
-    for h, t in zip(H, T, strict=True):
+    for h, s, t in zip(H, S, T, strict=True):
         aux = [sum(w[k][d] * h[d] for d in range(4)) + c[k] for k in range(3)]
-        expected += kl(softmax(t, temp), softmax(aux, temp))
+        binary = sum(
+            kl([sig(tk / temp), 1 - sig(tk / temp)], [sig(ak / temp), 1 - sig(ak / temp)])
+            for tk, ak in zip(t, aux, strict=True)
+        )
+        expected += kl(softmax(t, temp), softmax(s, temp)) + 0.5 * binary
     assert out.item() == pytest.approx(expected / 2 * temp**2, rel=1e-10)
 
     out.backward()
     assert loss.aux_head.weight.grad is not None and loss.aux_head.weight.grad.abs().sum() > 0
-    assert loss.aux_head.bias.grad is not None and loss.aux_head.bias.grad.abs().sum() > 0
     assert x.student_pooled.grad is not None and x.student_pooled.grad.abs().sum() > 0
-    assert x.student_logits.grad is None  # the main head is left to the CE term
+    assert x.student_logits.grad is not None and x.student_logits.grad.abs().sum() > 0  # main head: KD too
     assert {n for n, _ in loss.named_parameters()} == {"aux_head.weight", "aux_head.bias"}
 
 
@@ -254,8 +260,7 @@ def test_every_loss_is_a_finite_scalar_with_gradient(name: str) -> None:
     out = loss(x)
     assert out.shape == () and torch.isfinite(out)
     out.backward()
-    # dual_head's KD term trains the student through its aux head on the pooled feature, not the main head
-    grad = x.student_pooled.grad if name == "dual_head" else x.student_logits.grad
+    grad = x.student_logits.grad
     assert grad is not None and torch.isfinite(grad).all()
     if name != "ce_only":
         assert grad.abs().sum() > 0

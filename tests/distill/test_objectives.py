@@ -8,18 +8,27 @@ import pytest
 import torch
 
 from distill.objectives import OBJECTIVES, Objective, ObjectiveContext
+from distill.objectives.base import FittedObjective
 from distill.objectives.mi_alpha import log_loo_mean
 from distill.pipeline import IntermediateSpec
 
 CTX = ObjectiveContext(
-    student_layers=2, teacher_layers=4, student_dim=2, teacher_dim=3, student_heads=2, teacher_heads=3
+    student_layers=2,
+    teacher_layers=4,
+    student_dim=2,
+    teacher_dim=3,
+    student_heads=2,
+    teacher_heads=3,
+    num_labels=2,
 )
 ALL = [
     "attention",
     "cosine",
     "crd",
+    "hidden_ce",
     "hidden_mse",
     "infonce",
+    "lelp",
     "mi_alpha",
     "nd",
     "nwj",
@@ -52,7 +61,12 @@ T_CLS = [[1.0, 0.0, 2.0], [0.0, 1.0, 1.0], [1.0, 1.0, 5.0]]
 def make(name: str, kind: str = "hidden", ctx: ObjectiveContext = CTX, **params: float) -> Objective:
     alpha = params.pop("alpha", 0.5) if name == "mi_alpha" else None
     spec = IntermediateSpec(name=name, features=kind, alpha=alpha, params=params)
-    return OBJECTIVES.get(name)(spec, ctx, kind)
+    obj = OBJECTIVES.get(name)(spec, ctx, kind)
+    if isinstance(obj, FittedObjective):  # fitted on random teacher features, one per student index
+        g = torch.Generator().manual_seed(5)
+        hidden = {i: torch.randn(8, 2, ctx.teacher_dim, generator=g) for i in range(ctx.student_layers + 1)}
+        obj.fit([(i, i) for i in hidden], hidden, torch.arange(8) % max(ctx.num_labels, 1))
+    return obj
 
 
 def set_linear(lin: torch.nn.Linear, weight: list[list[float]], bias: list[float]) -> None:

@@ -379,3 +379,17 @@ def test_pipeline_json_round_trip_and_records(sf: sessionmaker[Session]) -> None
     with sf.begin() as s:  # foreign keys cascade (SQLite too: PRAGMA foreign_keys=ON)
         s.execute(sa.delete(Job).where(Job.id == job.id))
     assert db.leaderboard(sf, job.id) == [] and db.list_artifacts(sf, job.id) == []
+
+
+def test_a_job_may_not_name_server_side_models_in_a_warm_start() -> None:
+    """A warm-start pipeline naming a masked LM or extra teachers would make the server load a path that never
+    passed the import-root check: the job contract refuses it."""
+    from pydantic import ValidationError
+
+    from distill.pipeline import Augmentation, Pipeline
+    from store.spec import JobBudget
+
+    contextual = Pipeline(augmentation=Augmentation(ops=["contextual"], copies=1, mlm="/etc"))
+    with pytest.raises(ValidationError, match="masked LM"):
+        JobBudget(warm_start=[contextual])
+    assert JobBudget(warm_start=[Pipeline()]).warm_start == [Pipeline()]
