@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -153,20 +154,11 @@ def train_model(
     criterion.prepare(train)
     criterion.to(dev)
     params = [p for p in [*model.parameters(), *criterion.parameters()] if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": tr.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=tr.lr,
-    )
     steps_per_epoch = -(-len(train) // tr.batch_size)
-    total = steps_per_epoch * tr.epochs
-    sched = get_linear_schedule_with_warmup(opt, int(tr.warmup * total), total)
-    num_labels = model.config.num_labels
-    alpha = pipeline.augmentation.mixup
+    opt, sched = _optimizer(params, pipeline, steps_per_epoch * tr.epochs)
     result = TrainResult()
     t_start = time.perf_counter()
-    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
+    bar = tqdm(total=steps_per_epoch * tr.epochs, desc=desc, disable=not progress, leave=False)
     for epoch in range(1, tr.epochs + 1):
         criterion.stage = tr.stage(epoch)
         model.train()
@@ -175,36 +167,7 @@ def train_model(
         running = 0.0
         for step in range(steps_per_epoch):
             idx = order[step * tr.batch_size : (step + 1) * tr.batch_size]
-            mask = train.attention_mask[idx]
-            length = int(mask.sum(1).max())
-            mask = mask[:, :length].to(dev)
-            ids = train.input_ids[idx, :length].to(dev)
-            tti = train.token_type_ids[idx, :length].to(dev)
-            labels = train.labels[idx].to(dev)
-            targets = F.one_hot(labels, num_labels).float()
-            teacher = train.teacher.select(idx, length) if criterion.uses_teacher else None
-            if teacher is not None:
-                teacher = _to(teacher, dev)
-            fwd = {"input_ids": ids}
-            if alpha > 0 and teacher is not None:
-                embeds = model.base_model.embeddings.word_embeddings(ids)
-                perm, lam = draw_mixup(len(idx), alpha, gen)
-                perm = perm.to(dev)
-                fwd = {"inputs_embeds": mix(embeds, perm, lam)}
-                mask = torch.maximum(mask, mask[perm])
-                tti = torch.maximum(tti, tti[perm])
-                teacher = teacher.mixed(perm, lam)
-                targets = mix(targets, perm, lam)
-                labels = targets.argmax(-1)
-            out = forward_features(
-                model,
-                **fwd,
-                attention_mask=mask,
-                token_type_ids=tti,
-                hidden=criterion.needs_hidden,
-                attentions=criterion.needs_attentions,
-            )
-            loss = criterion(out, targets, labels, teacher, mask)
+            loss = _loss(model, criterion, train, idx, pipeline.augmentation.mixup, gen, dev)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -228,6 +191,57 @@ def train_model(
     result.seconds = time.perf_counter() - t_start
     model.eval()
     return result
+
+
+def _optimizer(params: list[Tensor], pipeline: Pipeline, total_steps: int) -> tuple[Any, Any]:
+    """AdamW (no weight decay on biases and norms) and a linear schedule with warm-up."""
+    tr = pipeline.training
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": tr.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=tr.lr,
+    )
+    return opt, get_linear_schedule_with_warmup(opt, int(tr.warmup * total_steps), total_steps)
+
+
+def _loss(
+    model: PreTrainedModel,
+    criterion: DistillLoss,
+    train: TrainData,
+    idx: Tensor,
+    alpha: float,
+    gen: torch.Generator,
+    dev: torch.device,
+) -> Tensor:
+    """The pipeline's loss on the rows ``idx``, trimmed to their longest real sequence (mixup when
+    ``alpha > 0`` and the loss has the teacher's outputs)."""
+    mask = train.attention_mask[idx]
+    length = int(mask.sum(1).max())
+    mask = mask[:, :length].to(dev)
+    ids = train.input_ids[idx, :length].to(dev)
+    tti = train.token_type_ids[idx, :length].to(dev)
+    labels = train.labels[idx].to(dev)
+    targets = F.one_hot(labels, model.config.num_labels).float()
+    teacher = train.teacher.select(idx, length) if criterion.uses_teacher else None
+    if teacher is not None:
+        teacher = _to(teacher, dev)
+    fwd = {"input_ids": ids}
+    if alpha > 0 and teacher is not None:
+        embeds = model.base_model.embeddings.word_embeddings(ids)
+        perm, lam = draw_mixup(len(idx), alpha, gen)
+        perm = perm.to(dev)
+        fwd = {"inputs_embeds": mix(embeds, perm, lam)}
+        mask = torch.maximum(mask, mask[perm])
+        tti = torch.maximum(tti, tti[perm])
+        teacher = teacher.mixed(perm, lam)
+        targets = mix(targets, perm, lam)
+        labels = targets.argmax(-1)
+    out = forward_features(
+        model, **fwd, attention_mask=mask, token_type_ids=tti,
+        hidden=criterion.needs_hidden, attentions=criterion.needs_attentions,
+    )  # fmt: skip
+    return criterion(out, targets, labels, teacher, mask)
 
 
 def _to(t: TeacherOutputs, dev: torch.device) -> TeacherOutputs:
