@@ -88,6 +88,9 @@ def load_classifier(
         )
     except OSError as e:
         raise ModelError(f"could not load model {source}: {e}") from None
+    except (RuntimeError, ValueError, TypeError, KeyError) as e:  # weights that do not fit the config
+        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+        raise ModelError(f"model {source}: its weights do not match its config.json ({first})") from None
     missing = sorted(info["missing_keys"])
     if complete and missing:
         shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")

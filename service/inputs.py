@@ -7,20 +7,22 @@ server-side path must lie under ``Settings.allowed_roots``; uploads live under `
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from distill.assets import minilm_dir
-from distill.data import BUILTINS, FILE_SUFFIXES, DataError, TextTask, check_label_compatibility, load_subset
-from distill.hf import load_classifier
+from distill.data import BUILTINS, DataError, TextTask, check_label_compatibility, load_subset
+from distill.hf import ModelError, load_classifier
+from distill.tables import FILE_SUFFIXES
 from distill.profile import dataset_profile
 from distill.student import count_params
 from distill.teacher import load_teacher
 from service.schemas import DatasetIn, TeacherIn
-from service.uploads import guard_path, safe_extract, save_upload
+from service.uploads import UploadError, guard_path, safe_extract, save_upload
 from store import Dataset, Db, TeacherEntry, add_entry
 from store.models import new_id
 from store.settings import Settings
@@ -28,6 +30,8 @@ from store.spec import DatasetRef, TeacherRef
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 EXAMPLES_SHOWN = 3
+# A Hugging Face Hub id: `name` or `org/name`, each part word characters, `-` and `.`, never `..` or `--`.
+HUB_ID = re.compile(r"^(?!.*(\.\.|--))[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?$")
 
 
 def clean_name(text: str | None, fallback: str) -> str:
@@ -36,9 +40,46 @@ def clean_name(text: str | None, fallback: str) -> str:
     return name or fallback
 
 
-def _is_local(source: str) -> bool:
-    """A server-side path, as opposed to a Hub name (``org/name`` or a bare name)."""
-    return source.startswith(("/", ".", "~")) or Path(source).suffix.lower() in FILE_SUFFIXES
+def _is_local(source: str, settings: Settings) -> bool:
+    """A server-side path (checked against the import roots), as opposed to a Hub id.
+
+    Anything that is not strictly shaped like a Hub id is a path; so is a Hub-shaped name that exists under
+    the first import root. A Hub-shaped name that exists relative to the server's working directory is
+    refused (``_hub_unreachable``) rather than loaded: the loaders would take the local folder.
+    """
+    if source.startswith(("/", ".", "~")) or Path(source).suffix.lower() in FILE_SUFFIXES:
+        return True
+    if not HUB_ID.match(source):
+        return True
+    roots = settings.allowed_roots
+    try:
+        under_root = bool(roots) and (Path(roots[0]).expanduser() / source).exists()
+        shadowed = Path(source).exists()
+    except (OSError, ValueError):
+        return True
+    if under_root:
+        return True
+    if shadowed:
+        raise _hub_unreachable(source)
+    return False
+
+
+def _hub_unreachable(source: str, what: str = "dataset or model") -> UploadError:
+    """The one answer for a Hub id that cannot be used, whatever the reason, so that it says nothing about
+    the server's files."""
+    return UploadError(
+        f"`{source[:200]}` is not a {what} this server can load from the Hugging Face Hub (no network, or no "
+        f"such id); a server-side file or folder is given by its path under the allowed folders"
+    )
+
+
+@contextmanager
+def _hub_errors(source: str, what: str) -> Iterator[None]:
+    """Loading a Hub id: every failure becomes the same ``_hub_unreachable`` answer."""
+    try:
+        yield
+    except (DataError, ModelError, OSError) as e:
+        raise _hub_unreachable(source, what) from e
 
 
 def _profile(task: TextTask) -> dict[str, Any]:
@@ -66,12 +107,16 @@ def register_dataset(db: Db, settings: Settings, body: DatasetIn, owner: str | N
     ref = DatasetRef.model_validate(body.model_dump(exclude={"name"}))
     if ref.source in BUILTINS:
         kind = "builtin"
-    elif _is_local(ref.source):
+    elif _is_local(ref.source, settings):
         kind = "path"
         ref = ref.model_copy(update={"source": str(guard_path(ref.source, settings.allowed_roots))})
     else:
         kind = "hub"
-    task = _load(ref)
+    if kind == "hub":
+        with _hub_errors(ref.source, "dataset"):
+            task = _load(ref)
+    else:
+        task = _load(ref)
     name = body.name or clean_name(task.name, "dataset")
     return add_entry(
         db, Dataset, owner=owner, name=name, kind=kind, ref=ref.model_dump(), profile=_profile(task)
@@ -153,13 +198,13 @@ def register_teacher(db: Db, settings: Settings, body: TeacherIn, owner: str | N
     if ref.base == "minilm":
         kind, profile = "base", _base_profile(minilm_dir())
     else:
-        if _is_local(source):
+        local = _is_local(source, settings)
+        if local:
             source = str(guard_path(source, settings.allowed_roots))  # loading below checks the folder
-            kind = "path" if ref.path else "base"
-        else:
-            kind = "hub" if ref.path else "base"
+        kind = ("path" if local else "hub") if ref.path else "base"
         ref = ref.model_copy(update={"path": source} if ref.path else {"base": source})
-        profile = _teacher_profile(source) if ref.path else _base_profile(source)
+        with _hub_errors(source, "model") if not local else nullcontext():
+            profile = _teacher_profile(source) if ref.path else _base_profile(source)
     name = body.name or clean_name(Path(source).name or source, "teacher")
     return add_entry(
         db, TeacherEntry, owner=owner, name=name, kind=kind, ref=ref.model_dump(), profile=profile

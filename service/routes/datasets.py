@@ -7,7 +7,7 @@ from pathlib import Path, PurePath
 from fastapi import APIRouter, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
-from distill.data import FILE_SUFFIXES
+from distill.tables import FILE_SUFFIXES
 from service.deps import Ctx, Key, owned_dataset
 from service.inputs import receive_upload, register_dataset, register_uploaded_dataset
 from service.routes.common import (
