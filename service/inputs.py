@@ -40,7 +40,7 @@ def clean_name(text: str | None, fallback: str) -> str:
     return name or fallback
 
 
-def _is_local(source: str, settings: Settings) -> bool:
+def _is_local(source: str, settings: Settings, what: str) -> bool:
     """A server-side path (checked against the import roots), as opposed to a Hub id.
 
     Anything that is not strictly shaped like a Hub id is a path; so is a Hub-shaped name that exists under
@@ -60,11 +60,11 @@ def _is_local(source: str, settings: Settings) -> bool:
     if under_root:
         return True
     if shadowed:
-        raise _hub_unreachable(source)
+        raise _hub_unreachable(source, what)
     return False
 
 
-def _hub_unreachable(source: str, what: str = "dataset or model") -> UploadError:
+def _hub_unreachable(source: str, what: str) -> UploadError:
     """The one answer for a Hub id that cannot be used, whatever the reason, so that it says nothing about
     the server's files."""
     return UploadError(
@@ -107,7 +107,7 @@ def register_dataset(db: Db, settings: Settings, body: DatasetIn, owner: str | N
     ref = DatasetRef.model_validate(body.model_dump(exclude={"name"}))
     if ref.source in BUILTINS:
         kind = "builtin"
-    elif _is_local(ref.source, settings):
+    elif _is_local(ref.source, settings, "dataset"):
         kind = "path"
         ref = ref.model_copy(update={"source": str(guard_path(ref.source, settings.allowed_roots))})
     else:
@@ -198,7 +198,7 @@ def register_teacher(db: Db, settings: Settings, body: TeacherIn, owner: str | N
     if ref.base == "minilm":
         kind, profile = "base", _base_profile(minilm_dir())
     else:
-        local = _is_local(source, settings)
+        local = _is_local(source, settings, "model")
         if local:
             source = str(guard_path(source, settings.allowed_roots))  # loading below checks the folder
         kind = ("path" if local else "hub") if ref.path else "base"
