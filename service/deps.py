@@ -37,9 +37,9 @@ def api_key(
     """The caller's live API key, or 401. The dashboard's cookie counts for reads only (GET), so a page can
     follow a job's events, but no cookie-carrying request can change anything through the API."""
     given = bearer.credentials if bearer is not None else header
-    if not given and request.method in ("GET", "HEAD") and (session := request.cookies.get(COOKIE)):
-        if (key := key_for_token(ctx.db, session)) is not None:
-            return key
+    session = request.cookies.get(COOKIE) if request.method in ("GET", "HEAD") else None
+    if not given and session and (key := key_for_token(ctx.db, session)) is not None:
+        return key
     if not given:
         raise HTTPException(
             401,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -17,9 +18,9 @@ from typing import Any
 from distill.assets import minilm_dir
 from distill.data import BUILTINS, DataError, TextTask, check_label_compatibility, load_subset
 from distill.hf import ModelError, load_classifier
-from distill.tables import FILE_SUFFIXES
 from distill.profile import dataset_profile
 from distill.student import count_params
+from distill.tables import FILE_SUFFIXES
 from distill.teacher import load_teacher
 from service.schemas import DatasetIn, TeacherIn
 from service.uploads import UploadError, guard_path, safe_extract, save_upload
@@ -30,6 +31,9 @@ from store.spec import DatasetRef, TeacherRef
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 EXAMPLES_SHOWN = 3
+MAX_CLASSES = 1000
+MIN_PER_CLASS = 2
+MAX_EXPANSION = 20
 # A Hugging Face Hub id: `name` or `org/name`, each part word characters, `-` and `.`, never `..` or `--`.
 HUB_ID = re.compile(r"^(?!.*(\.\.|--))[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?$")
 
@@ -99,7 +103,22 @@ def _load(ref: DatasetRef) -> TextTask:
         raise DataError(
             f"too few examples: {len(task.train)} for training and {len(task.validation)} for validation"
         )
+    _check_classes(task)
     return task
+
+
+def _check_classes(task: TextTask) -> None:
+    """Refuse label sets no classifier can learn: more than ``MAX_CLASSES`` classes, or most classes with
+    fewer than ``MIN_PER_CLASS`` training examples (a label column that is really an id)."""
+    counts = Counter(ex.label for ex in task.train)
+    if task.num_labels > MAX_CLASSES:
+        raise DataError(f"{task.num_labels:,} classes: at most {MAX_CLASSES:,} classes are supported")
+    rare = sum(1 for c in range(task.num_labels) if counts.get(c, 0) < MIN_PER_CLASS)
+    if rare > task.num_labels / 2:
+        raise DataError(
+            f"{rare:,} of {task.num_labels:,} classes have fewer than {MIN_PER_CLASS} training examples: "
+            "is the label column an id? Each class needs examples to learn from"
+        )
 
 
 def register_dataset(db: Db, settings: Settings, body: DatasetIn, owner: str | None) -> Dataset:
@@ -216,7 +235,8 @@ def register_uploaded_teacher(
 ) -> TeacherEntry:
     """``archive`` was saved under ``uploads/teachers/<entry_id>/``: extract it safely, load, profile."""
     with _removed_on_error(archive.parent):
-        model_dir = safe_extract(archive, archive.parent / "model", max_bytes=4 * settings.max_upload_bytes)
+        limit = extract_limit(settings, archive)
+        model_dir = safe_extract(archive, archive.parent / "model", max_bytes=limit)
         archive.unlink()
         profile = _teacher_profile(model_dir)  # loading checks the folder (safetensors, no remote code)
         size = sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file())
@@ -232,6 +252,12 @@ def register_uploaded_teacher(
             size=size,
             entry_id=entry_id,
         )
+
+
+def extract_limit(settings: Settings, archive: Path) -> int:
+    """Bytes an uploaded archive may expand to: 4× the upload limit, and at most ``MAX_EXPANSION`` × its own
+    size (+16 MB): model weights barely compress, so a small archive that claims gigabytes is a bomb."""
+    return min(4 * settings.max_upload_bytes, MAX_EXPANSION * archive.stat().st_size + (16 << 20))
 
 
 def check_pair(dataset: Dataset, teacher: TeacherEntry) -> None:

@@ -56,7 +56,7 @@ def csrf_token(key: ApiKey, token: str) -> str:
 def check_csrf(key: ApiKey, token: str, given: str) -> None:
     """403 unless ``given`` is the CSRF token of this session."""
     if not hmac.compare_digest(given.encode(), csrf_token(key, token).encode()):
-        raise HTTPException(403, "the form's CSRF token is missing or stale: reload the page and submit again")
+        raise HTTPException(403, "the form's CSRF token is missing or stale: reload the page, submit again")
 
 
 def check_origin(request: Request) -> None:

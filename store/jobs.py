@@ -26,6 +26,7 @@ from store.models import (
 )
 from store.states import (
     ACTIVE_STATES,
+    CANCELLED_TRIAL_ERROR,
     JOB_STATES,
     TERMINAL_STATES,
     JobState,
@@ -36,6 +37,17 @@ if TYPE_CHECKING:
     pass
 
 
+
+
+class IdempotencyConflict(ValueError):
+    """An ``Idempotency-Key`` already used by the owner for a different request."""
+
+
+def _same_request(
+    job: Job, dataset_id: str | None, teacher_id: str | None, budget: Mapping[str, Any]
+) -> bool:
+    asked = (dataset_id, teacher_id, dict(budget))
+    return (job.dataset_id, job.teacher_id, dict(job.budget or {})) == asked
 
 
 def create_job(
@@ -50,13 +62,20 @@ def create_job(
     dataset_id: str | None = None,
     teacher_id: str | None = None,
 ) -> Job:
-    """Queue a job. With an ``idempotency_key`` already used by ``owner``, return that job instead."""
+    """Queue a job. With an ``idempotency_key`` already used by ``owner`` for the same request (dataset,
+    teacher, budget), return that job instead; for another request, raise ``IdempotencyConflict``."""
     budget = dict(budget or {})
 
     def existing(s: Session) -> Job | None:
         q = select(Job).where(Job.idempotency_key == idempotency_key)
         q = q.where(Job.owner.is_(None) if owner is None else Job.owner == owner)
-        return s.scalars(q).first()
+        job = s.scalars(q).first()
+        if job is not None and not _same_request(job, dataset_id, teacher_id, budget):
+            raise IdempotencyConflict(
+                f"this Idempotency-Key was used for job {job.id} with a different request body; "
+                "use a new key for a different job"
+            )
+        return job
 
     try:
         with tx(db) as s:
@@ -235,7 +254,7 @@ def cancel_job(db: Db, job_id: str) -> bool:
             s.execute(
                 update(Trial)
                 .where(Trial.job_id == job_id, Trial.status == "running")
-                .values(status="failed", error="job cancelled", finished_at=now)
+                .values(status="failed", error=CANCELLED_TRIAL_ERROR, finished_at=now)
                 .execution_options(synchronize_session=False)
             )
         return done == 1
