@@ -35,7 +35,7 @@ MAX_CLASSES = 1000
 MIN_PER_CLASS = 2
 MAX_EXPANSION = 20
 # A Hugging Face Hub id: `name` or `org/name`, each part word characters, `-` and `.`, never `..` or `--`.
-HUB_ID = re.compile(r"^(?!.*(\.\.|--))[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?$")
+HUB_ID = re.compile(r"^(?!.*(\.\.|--))[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 
 
 def clean_name(text: str | None, fallback: str) -> str:
@@ -59,8 +59,8 @@ def _is_local(source: str, settings: Settings, what: str) -> bool:
     try:
         under_root = bool(roots) and (Path(roots[0]).expanduser() / source).exists()
         shadowed = Path(source).exists()
-    except (OSError, ValueError):
-        return True
+    except (OSError, ValueError):  # a name too long for the file system
+        raise _hub_unreachable(source, what) from None
     if under_root:
         return True
     if shadowed:

@@ -208,6 +208,14 @@ def heartbeat(db: Db, job_id: str, worker_id: str) -> bool:
         return res.rowcount == 1
 
 
+def still_held(db: Db, job_id: str, worker_id: str) -> bool:
+    """Whether ``worker_id`` still holds the job (active, not cancelled, not taken over): a read, cheap
+    enough to poll twice a second so that a cancel stops the search within a second."""
+    q = select(Job.id).where(Job.id == job_id, Job.worker_id == worker_id, Job.state.in_(ACTIVE_STATES))
+    with read(db) as s:
+        return s.scalar(q) is not None
+
+
 def set_state(
     db: Db,
     job_id: str,

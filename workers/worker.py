@@ -32,6 +32,7 @@ from workers.recorder import TrialRecorder
 from workers.stages import JobRun
 
 log = logging.getLogger(__name__)
+CANCEL_POLL_S = 0.5
 
 
 class JobAborted(Exception):
@@ -96,8 +97,20 @@ class Worker:
             beat.join()
 
     def _heartbeat(self, job_id: str, abort: threading.Event) -> None:
-        while not abort.wait(self.heartbeat_s):
-            if not jobs.heartbeat(self.db, job_id, self.worker_id):
+        """Beat every ``heartbeat_s``; in between, look every ``CANCEL_POLL_S`` whether the job is still
+        ours, so a cancel (or a takeover) aborts the search within a second."""
+        next_beat = time.monotonic() + self.heartbeat_s
+        while not abort.wait(min(CANCEL_POLL_S, self.heartbeat_s)):
+            try:
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + self.heartbeat_s
+                    held = jobs.heartbeat(self.db, job_id, self.worker_id)
+                else:
+                    held = jobs.still_held(self.db, job_id, self.worker_id)
+            except Exception:  # the database is briefly unreachable: try again at the next tick
+                log.warning("job %s: heartbeat failed", job_id, exc_info=True)
+                continue
+            if not held:
                 abort.set()
 
     def _state(self, job_id: str, state: str, abort: threading.Event, **kw: Any) -> None:
