@@ -139,9 +139,15 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from workers.worker import Worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    worker = Worker(settings, ray_address=args.ray_address, stale_after_s=args.stale_after)
+    worker = Worker(
+        settings, worker_id=args.worker_id, ray_address=args.ray_address, stale_after_s=args.stale_after
+    )
     print(f"worker {worker.worker_id}: waiting for jobs in {worker.settings.database_url}", flush=True)
-    n = worker.run(once=args.once)
+    try:
+        n = worker.run(once=args.once)
+    except (KeyboardInterrupt, SystemExit):  # SIGTERM (Ray's handler raises SystemExit), Ctrl-C
+        print(f"worker {worker.worker_id}: stopped; its job resumes with the next worker", flush=True)
+        return 0
     print(f"worker {worker.worker_id}: processed {n} job(s)")
     return 0
 

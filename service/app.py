@@ -15,8 +15,8 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Match
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Match
 
 from distill.data import DataError
 from distill.hf import ModelError

@@ -10,7 +10,7 @@ serialises writers, PostgreSQL re-evaluates the WHERE clause on the locked row).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, and_, func, literal, or_, select, update
@@ -206,6 +206,16 @@ def heartbeat(db: Db, job_id: str, worker_id: str) -> bool:
             .execution_options(synchronize_session=False)
         )
         return res.rowcount == 1
+
+
+def release_jobs(db: Db, worker_id: str) -> int:
+    """Make the active jobs of a worker known to be dead claimable at once (their heartbeat is set long
+    past), instead of after the stale limit; returns how many. Their state and finished trials are kept."""
+    q = update(Job).where(Job.worker_id == worker_id, Job.state.in_(ACTIVE_STATES))
+    long_ago = datetime(2000, 1, 1, tzinfo=UTC)
+    with tx(db) as s:
+        q = q.values(heartbeat_at=long_ago).execution_options(synchronize_session=False)
+        return s.execute(q).rowcount
 
 
 def still_held(db: Db, job_id: str, worker_id: str) -> bool:

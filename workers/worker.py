@@ -17,9 +17,10 @@ from collections.abc import Callable
 from typing import Any
 
 from distill.pipeline import Pipeline
+from search.cluster import ensure_ray, fail_stale_trials
 from search.space import SearchSpace
 from search.trainable import TrialInputs, run_trial
-from search.tune import TuneBudget, ensure_ray, run_search
+from search.tune import TuneBudget, run_search
 from store import jobs, trials
 from store.models import Job, Trial
 from store.session import make_engine, normalize_url, session_factory, upgrade
@@ -135,6 +136,8 @@ class Worker:
         recorder = self._recorder(run, space, prof, finished)
         run.state(JobState.SEARCHING, progress_text=f"{len(finished)}/{spec.budget.trials} trials")
         ensure_ray(self.ray_address, self.num_cpus)
+        if job.attempts > 1:  # an earlier attempt died: its Optuna trials in flight will never end
+            fail_stale_trials(self._optuna_url(), f"job-{job.id}-")
         self._search_first(run, space, inputs, recorder, finished, predicted)
         self._search(run, space, inputs, recorder, "search", [], early_stopping=spec.budget.early_stopping)
         finish(run, prof, recorder)
@@ -213,10 +216,13 @@ class Worker:
             name=f"job-{job.id}-{job.attempts}-{stage}",
             seed=b.seed,
             should_stop=run.abort.is_set,
-            optuna_storage=normalize_url(self.settings.database_url).render_as_string(hide_password=False),
+            optuna_storage=self._optuna_url(),
         )
         if run.abort.is_set():
             raise JobAborted
+
+    def _optuna_url(self) -> str:
+        return normalize_url(self.settings.database_url).render_as_string(hide_password=False)
 
     def _done(self, job_id: str, space: SearchSpace) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
         """Finished trials as the search's ``done``: (params, metrics or None if it failed)."""
