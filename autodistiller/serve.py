@@ -56,12 +56,15 @@ class Supervisor:
 
     def __init__(
         self, n: int, settings: Settings, *, ray_address: str | None = None, stale_after_s: float = 30.0,
-        poll_s: float = 0.5,
+        poll_s: float = 0.5, min_uptime_s: float = 10.0, cmd: list[str] | None = None,
     ) -> None:  # fmt: skip
-        self.n, self.settings, self.poll_s = n, settings, poll_s
-        self.cmd = [sys.executable, "-m", "autodistiller.cli", "worker", "--stale-after", str(stale_after_s)]
-        if ray_address:
-            self.cmd += ["--ray-address", ray_address]
+        """``cmd``: the worker command (default ``autodistiller worker``), given ``--worker-id ID``; a worker
+        that dies within ``min_uptime_s`` of its start is replaced after a pause (a crash loop)."""
+        self.n, self.settings, self.poll_s, self.min_uptime_s = n, settings, poll_s, min_uptime_s
+        self.cmd = cmd or [
+            sys.executable, "-m", "autodistiller.cli", "worker", "--stale-after", str(stale_after_s),
+            *(["--ray-address", ray_address] if ray_address else []),
+        ]
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.restarts = 0
         self._stop = threading.Event()
@@ -93,7 +96,7 @@ class Supervisor:
                 released = release_jobs(self._db, worker_id) if self._db is not None else 0
                 log.warning("worker %s exited (%s); %d job(s) released; restarting", worker_id,
                             proc.returncode, released)  # fmt: skip
-                if time.monotonic() - started.get(proc.pid, 0.0) < 10:
+                if time.monotonic() - started.get(proc.pid, 0.0) < self.min_uptime_s:
                     self._stop.wait(5.0)  # it died at once: do not spin
                 with self._lock:
                     if self._stop.is_set():

@@ -23,10 +23,19 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         ray.init(address=address, log_to_driver=False)
         return
     os.environ.update(local_only_ray_env())
-    from ray._private import ray_constants
-
-    ray_constants.ENABLE_RAY_CLUSTER = False  # read at import; the environment covers Ray's own processes
+    _reload_ray_settings()
     ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+
+
+def _reload_ray_settings() -> None:
+    """Make this process see the environment just set: Ray read it when it was imported (the node IP rule and
+    the auth mode); Ray's own processes inherit the environment."""
+    from ray._private import ray_constants
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
 
 
 def local_only_ray_env() -> dict[str, str]:
