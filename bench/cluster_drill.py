@@ -25,8 +25,11 @@ FINISHED = ["completed", "pruned", "failed"]
 
 def _busy_nodes(seen: set[str]) -> None:
     """Add to ``seen`` every node with a CPU in use now."""
+    import ray
     from ray._private import state
 
+    if not ray.is_initialized():  # the worker has not joined the cluster yet
+        return
     total = state.total_resources_per_node()
     for node, free in state.available_resources_per_node().items():
         if free.get("CPU", 0.0) < total.get(node, {}).get("CPU", 0.0):
@@ -42,7 +45,8 @@ def _snapshot(db: Any, job_id: str) -> dict[int, tuple[int, str, float | None]]:
 def run_drill(url: str, teacher: Path, home: Path, trials: int = 6, timeout_s: float = 900) -> dict[str, Any]:
     """The drill (see the module's docstring); returns its observations."""
     token = secrets.token_hex(16)
-    os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "RAY_USAGE_STATS_ENABLED": "0"})
+    os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "RAY_USAGE_STATS_ENABLED": "0",
+                       "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"})  # fmt: skip  (both nodes on 127.0.0.1)
     from ray.cluster_utils import Cluster
 
     from store import jobs
