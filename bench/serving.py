@@ -48,6 +48,7 @@ class Serve:
     url: str
     home: Path
     env: dict[str, str]
+    log: Path
     key: str = ""
     http: httpx.Client = field(init=False)
 
@@ -82,9 +83,11 @@ def _start(home: Path, url: str, workers: int, port: int, roots: Path) -> Serve:
         "--stale-after",
         "6",
     ]
-    log = (home.parent / f"serve-{port}.log").open("ab")
+    home.mkdir(parents=True, exist_ok=True)
+    log_path = home.parent / f"serve-{port}.log"
+    log = log_path.open("ab")
     proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    srv = Serve(proc, f"http://127.0.0.1:{port}", home, env)
+    srv = Serve(proc, f"http://127.0.0.1:{port}", home, env, log_path)
     for _ in range(240):
         try:
             if srv.http.get("/v1/health").status_code == 200:
