@@ -24,6 +24,7 @@ import uuid
 
 import uvicorn
 
+from autodistiller.local import SUPERVISED_ENV
 from service.app import create_app
 from store import make_engine, session_factory, upgrade
 from store.jobs import release_jobs
@@ -81,8 +82,9 @@ class Supervisor:
     def _spawn(self) -> tuple[str, subprocess.Popen[bytes]]:
         worker_id = f"{socket.gethostname()}-serve-{uuid.uuid4().hex[:8]}"
         proc = subprocess.Popen(
-            [*self.cmd, "--worker-id", worker_id], preexec_fn=_die_with_parent, start_new_session=True
-        )
+            [*self.cmd, "--worker-id", worker_id], preexec_fn=_die_with_parent, start_new_session=True,
+            env={**os.environ, SUPERVISED_ENV: "1"},
+        )  # fmt: skip
         return worker_id, proc
 
     def _watch(self) -> None:

@@ -15,6 +15,7 @@ from autodistiller.serve import Supervisor
 from store import create_job, jobs, make_engine, session_factory, upgrade
 from store.settings import Settings
 
+REPO = Path(__file__).resolve().parents[2]
 # A stand-in worker: starts a child that ignores SIGTERM (as two Ray agents do) and waits.
 FAKE_WORKER = """
 import signal, subprocess, sys, time
@@ -77,3 +78,37 @@ def test_a_killed_worker_is_replaced_reaped_and_its_job_released(settings: Setti
         assert time.monotonic() - t0 < 10
     assert _wait(lambda: not any(_group(g) for g in groups), 5), "processes survived stop()"
     db.kw["bind"].dispose()
+
+
+def test_workers_end_with_a_killed_serve(tmp_path: Path) -> None:
+    """``serve`` killed with SIGKILL (no chance to stop anything): its workers and their groups still end."""
+    import socket
+    import subprocess
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "AUTODISTILLER_HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO),
+           "AUTODISTILLER_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}"}  # fmt: skip
+    cmd = [sys.executable, "-m", "autodistiller.cli", "serve", "--port", str(port)]
+    serve = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert _wait(lambda: _workers_of(serve.pid), 60), "serve started no worker"
+        (worker,) = _workers_of(serve.pid)
+        time.sleep(8)  # the worker has imported its modules and installed its handlers
+    finally:
+        serve.kill()
+        serve.wait()
+    assert _wait(lambda: not _group(worker), 15), "the worker outlived serve"
+
+
+def _workers_of(pid: int) -> list[int]:
+    out = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == pid and b"worker" in (proc / "cmdline").read_bytes():
+                out.append(int(proc.name))
+        except (OSError, ValueError):
+            continue
+    return out
