@@ -258,8 +258,9 @@ def set_state(
 
 
 def cancel_job(db: Db, job_id: str) -> bool:
-    """Cancel a job that has not ended; its running trials are marked failed. The worker notices at its
-    next heartbeat. Returns ``False`` if the job does not exist or had already ended."""
+    """Cancel a job that has not ended; its running trials are marked failed (a result they report later is
+    still kept: ``finish_trial``). The worker notices within a second (``still_held``). Returns ``False`` if
+    the job does not exist or had already ended."""
     now = utcnow()
     with tx(db) as s:
         done = s.execute(
