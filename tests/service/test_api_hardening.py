@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from api_checks import Api, folder_members, refused, unchanged, upload_teacher, zip_bytes
 
-from distill.data import DataError
 from distill.hf import ModelError, load_classifier
 
 # ----------------------------------------------------------------------------------- import-root bypass
@@ -151,10 +150,6 @@ def test_trust_remote_code_in_config_is_refused(api: Api, tiny3_dir: Path) -> No
     members["model/config.json"] = json.dumps({**cfg, "trust_remote_code": True}).encode()
     with unchanged(api.app):
         refused(upload_teacher(api, "m.zip", zip_bytes(members)), 422, "remote code")
-
-
-def test_data_error_is_a_value_error() -> None:
-    assert issubclass(DataError, ValueError)
 
 
 def test_small_archive_that_expands_hugely_is_refused_before_writing(api: Api, tiny3_dir: Path) -> None:
