@@ -94,8 +94,19 @@ def _start(home: Path, url: str, workers: int, port: int, roots: Path) -> Serve:
                 break
         except httpx.HTTPError:
             time.sleep(0.5)
-    srv.key = (home / "api-key").read_text().strip() if (home / "api-key").exists() else ""
+    srv.key = (home / "api-key").read_text().strip() if (home / "api-key").exists() else _new_key(url)
     return srv
+
+
+def _new_key(url: str) -> str:
+    """A key of its own for a serve whose database already has keys (it then makes no local key)."""
+    from store import create_key, make_engine, session_factory
+
+    engine = make_engine(url)
+    try:
+        return create_key(session_factory(engine), "drills")[1]
+    finally:
+        engine.dispose()
 
 
 @contextmanager
