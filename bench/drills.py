@@ -70,6 +70,7 @@ def drill_serve_kill(srv: Serve, ids: tuple[str, str], restart: Callable[[], Ser
     srv.proc.wait()
     gone = _wait(lambda: not any(_group(w) for w in workers), 30)
     new = restart()
+    new.key = srv.key  # the job is the first key's
     seen, ok = _outcome(new, job, before, 900)
     return (
         "serve kill",
