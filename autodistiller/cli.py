@@ -157,9 +157,9 @@ def _add_api_verbs(sub: argparse._SubParsersAction) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from distill.data import DataError
     from distill.hf import ModelError
     from distill.registry import UnknownComponentError
+    from distill.tables import DataError
     from service.client import ApiError
 
     args = build_parser().parse_args(argv)

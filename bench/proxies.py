@@ -1,33 +1,41 @@
-"""How well zero-cost proxies rank distilled students (DisWOT vs baselines), and how much cheaper they are.
+"""How well zero-cost proxies rank distilled text students (DisWOT vs baselines), and how much cheaper.
 
-    .venv/bin/python -m bench.proxies [--datasets rotten_tomatoes,bbc_news] [--n-train 1000] [--epochs 2]
+    nice -n 10 .venv/bin/python -m bench.proxies [--datasets rotten_tomatoes] [--n-train 1000] [--epochs 3]
+                                                 [--seeds 0,1,2] [--space tiny|wide] [--lr 1e-3]
 
-16 student architectures in 4 groups of about the same size but different shape (deep-narrow vs
-shallow-wide, heads, FFN ratio) are distilled with the same pipeline (vanilla KD) from the fine-tuned MiniLM
-teacher; every proxy scores them (with the trained teacher, and with a random one as in the paper); the
-table gives Kendall τ and Spearman ρ between score and distilled accuracy over all candidates and within
-the equal-size groups (mean over groups), and the time to score all vs to train all.
+24 student architectures (``--space``: tiny, 64–128 wide, or wide, 192–384) in 6 groups of 4 of the same
+size but different shape (deep-narrow vs shallow-wide,
+heads, FFN ratio) are distilled with the same pipeline (vanilla KD) from the fine-tuned MiniLM teacher; each
+group's accuracy is printed against the majority-class baseline (a group stuck there would make its τ
+meaningless). Every proxy scores them for each seed (the proxy batch and the students' initialisation),
+with the trained teacher and a random one; the table gives Kendall τ and Spearman ρ between score and
+distilled accuracy over all and within the equal-size groups (mean over groups), mean ± sd over seeds, and
+the time to score all vs to train all. The CNN space is ``bench/proxies_cnn.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import json
 import statistics
 import time
+from pathlib import Path
 
 import torch
-from scipy.stats import kendalltau, spearmanr
 
+from bench.proxies_cnn import correlations, print_table
 from distill.assets import minilm_dir
 from distill.data import load_task
 from distill.encoding import encode_fixed
 from distill.engine import distill_student
 from distill.finetune import FinetuneConfig, finetune_teacher
 from distill.pipeline import Pipeline, StudentArch, Training
+from distill.student import estimate_params
 from distill.teacher_outputs import teacher_outputs
 from distill.trainer import evaluate
 from search.proxies import PROXIES, ProxyBatch, random_like
-from search.student_search import score_candidates
+from search.proxy_scoring import score_candidates
 from store.settings import Settings
 
 
@@ -36,109 +44,124 @@ def _archs(hidden: int, *shapes: tuple[int, int, int]) -> list[StudentArch]:
 
 
 # Equal parameters within a group (checked below); depth, heads and FFN width differ.
-GROUPS: dict[str, list[StudentArch]] = {
-    "384-wide ~15.6M": _archs(384, (2, 12, 1536), (3, 12, 768), (4, 12, 384), (2, 6, 1536), (3, 4, 768)),
-    "384-wide ~13.8M": _archs(384, (1, 12, 1536), (2, 12, 384), (1, 6, 1536)),
-    "256-wide ~9.6M": _archs(256, (2, 8, 1024), (4, 8, 256), (2, 4, 1024), (4, 16, 256)),
-    "192-wide ~6.9M": _archs(192, (2, 6, 768), (4, 6, 192), (2, 3, 768), (4, 12, 192)),
+WIDE: dict[str, list[StudentArch]] = {
+    "384 ~15.6M": _archs(384, (2, 12, 1536), (3, 12, 768), (4, 12, 384), (2, 6, 1536)),
+    "384 ~15.0M": _archs(384, (1, 12, 3072), (2, 12, 1152), (1, 6, 3072), (2, 4, 1152)),
+    "384 ~13.8M": _archs(384, (1, 12, 1536), (2, 12, 384), (1, 6, 1536), (1, 4, 1536)),
+    "256 ~10.4M": _archs(256, (3, 8, 1024), (6, 8, 256), (3, 4, 1024), (6, 16, 256)),
+    "256 ~9.6M": _archs(256, (2, 8, 1024), (4, 8, 256), (2, 4, 1024), (4, 16, 256)),
+    "192 ~6.9M": _archs(192, (2, 6, 768), (4, 6, 192), (2, 3, 768), (4, 12, 192)),
 }
+# Tiny students (64–128 wide, 1–4 layers; embeddings projected from the teacher's): cheap enough to distil
+# all 24 on two shared cores.
+TINY: dict[str, list[StudentArch]] = {
+    "128 B": _archs(128, (2, 4, 512), (3, 4, 256), (4, 4, 128), (2, 8, 512)),
+    "128 A": _archs(128, (1, 4, 512), (2, 4, 128), (1, 8, 512), (2, 2, 128)),
+    "96 B": _archs(96, (2, 4, 384), (3, 4, 192), (4, 4, 96), (2, 6, 384)),
+    "96 A": _archs(96, (1, 4, 384), (2, 4, 96), (1, 2, 384), (2, 6, 96)),
+    "64 B": _archs(64, (2, 4, 256), (3, 4, 128), (4, 4, 64), (2, 2, 256)),
+    "64 A": _archs(64, (1, 4, 256), (2, 4, 64), (1, 2, 256), (2, 8, 64)),
+}
+SPACES = {"wide": WIDE, "tiny": TINY}
 MAX_LENGTH = {"rotten_tomatoes": 64, "bbc_news": 128}
 
 
-def correlations(scores: list[float], accs: list[float], groups: list[str]) -> tuple[float, ...]:
-    tau, rho = kendalltau(scores, accs)[0], spearmanr(scores, accs)[0]
-    within_tau, within_rho = [], []
-    for g in dict.fromkeys(groups):
-        idx = [i for i, x in enumerate(groups) if x == g]
-        s, a = [scores[i] for i in idx], [accs[i] for i in idx]
-        if len(set(s)) > 1 and len(set(a)) > 1:
-            within_tau.append(kendalltau(s, a)[0])
-            within_rho.append(spearmanr(s, a)[0])
-    mean = statistics.fmean
-    return tau, rho, mean(within_tau) if within_tau else float("nan"), mean(within_rho) if within_rho else 0.0
-
-
-def run(dataset: str, n_train: int, n_val: int, epochs: int, batch_size: int) -> None:
-    settings = Settings.from_env()
-    ml = MAX_LENGTH[dataset]
-    task = load_task(dataset).subset(n_train, n_val, seed=0)
-    teacher = finetune_teacher(minilm_dir(), task, settings.teachers, FinetuneConfig(max_length=ml))
-    archs = [a for g in GROUPS.values() for a in g]
-    groups = [name for name, g in GROUPS.items() for _ in g]
-
-    enc = encode_fixed(task.train[:batch_size], teacher.tokenizer, ml, torch.arange(task.num_labels))
-    length = int(enc.attention_mask.sum(1).max())
-    batch = ProxyBatch(
-        labels=enc.labels,
-        input_ids=enc.input_ids[:, :length],
-        attention_mask=enc.attention_mask[:, :length],
-        token_type_ids=enc.token_type_ids[:, :length],
-    )
-    proxies = PROXIES.names()
-    scored: dict[str, list[dict]] = {}
-    score_s: dict[str, float] = {}
-    for mode, t_model in (("trained", teacher.model), ("random", random_like(teacher.model, seed=0))):
-        t0 = time.perf_counter()
-        scored[mode] = score_candidates(t_model, archs, batch, proxies, seed=0)
-        score_s[mode] = time.perf_counter() - t0
-
+def distilled(
+    task, teacher, archs, ml: int, epochs: int, lr: float, settings: Settings
+) -> tuple[list[float], float]:
+    """Validation accuracy of every arch distilled with vanilla KD (cached as JSON), and training seconds."""
+    path = Path("artifacts/bench_text") / f"{task.name}-{len(task.train)}-e{epochs}-lr{lr:g}.json"
+    done = json.loads(path.read_text()) if path.exists() else {}
     train = encode_fixed(task.train, teacher.tokenizer, ml, torch.arange(task.num_labels))
     outputs = teacher_outputs(teacher, {"input_ids": train.input_ids, "attention_mask": train.attention_mask,
                                         "token_type_ids": train.token_type_ids},
                               cache_dir=settings.teacher_outputs, progress=False)  # fmt: skip
-    accs, train_s = [], 0.0
-    for i, arch in enumerate(archs):
-        pipe = Pipeline.vanilla_kd(student=arch, training=Training(lr=3e-4, epochs=epochs, max_length=ml))
+    for arch in archs:
+        key = arch.model_dump_json()
+        if key in done:
+            continue
+        pipe = Pipeline.vanilla_kd(student=arch, training=Training(lr=lr, epochs=epochs, max_length=ml))
         t0 = time.perf_counter()
         res = distill_student(task, teacher, pipe, outputs=outputs, progress=False, measure_latency=False)
-        train_s += time.perf_counter() - t0
-        accs.append(res.metrics["accuracy"])
-        p = scored["trained"][i]["params"]
-        print(f"  {groups[i]:<16} {arch.layers}L×{arch.hidden} h{arch.heads} ffn{arch.ffn:<5} "
-              f"{p / 1e6:5.2f}M  acc {accs[-1]:.4f}", flush=True)  # fmt: skip
-    for name in GROUPS:
-        ps = [r["params"] for r, gg in zip(scored["trained"], groups, strict=True) if gg == name]
-        assert max(ps) <= 1.1 * min(ps), f"group {name} is not of equal size: {ps}"
+        done[key] = (res.metrics["accuracy"], time.perf_counter() - t0)
+        print(
+            f"  {arch.layers}L×{arch.hidden} h{arch.heads} ffn{arch.ffn:<5} acc {done[key][0]:.4f}",
+            flush=True,
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(done))
+    return [done[a.model_dump_json()][0] for a in archs], sum(done[a.model_dump_json()][1] for a in archs)
 
-    print(
-        f"\n### {dataset}: {len(task.train)}/{len(task.validation)} examples, max_length {ml}, "
-        f"{len(archs)} students in {len(GROUPS)} equal-size groups, vanilla KD {epochs} epochs\n"
-    )
+
+def proxy_batch(task, teacher, ml: int, size: int, seed: int) -> ProxyBatch:
+    idx = torch.randperm(len(task.train), generator=torch.Generator().manual_seed(seed))[:size].tolist()
+    enc = encode_fixed([task.train[i] for i in idx], teacher.tokenizer, ml, torch.arange(task.num_labels))
+    n = int(enc.attention_mask.sum(1).max())
+    ids, mask, types = enc.input_ids[:, :n], enc.attention_mask[:, :n], enc.token_type_ids[:, :n]
+    return ProxyBatch(labels=enc.labels, input_ids=ids, attention_mask=mask, token_type_ids=types)
+
+
+def run(dataset: str, args: argparse.Namespace) -> None:
+    torch.set_num_threads(1)
+    n_train, n_val, epochs, batch_size = args.n_train, args.n_val, args.epochs, args.batch_size
+    seeds = [int(x) for x in args.seeds.split(",")]
+    groups_def = SPACES[args.space]
+    settings = Settings.from_env()
+    ml = MAX_LENGTH[dataset]
+    task = load_task(dataset).subset(n_train, n_val, seed=0)
+    teacher = finetune_teacher(minilm_dir(), task, settings.teachers, FinetuneConfig(max_length=ml))
+    archs = [a for g in groups_def.values() for a in g]
+    groups = [name for name, g in groups_def.items() for _ in g]
+    accs, train_s = distilled(task, teacher, archs, ml, epochs, args.lr, settings)
     val = encode_fixed(task.validation, teacher.tokenizer, ml, torch.arange(task.num_labels))
-    t_acc = evaluate(teacher.model, val)["accuracy"]
-    print(f"teacher accuracy {t_acc:.4f}; students {min(accs):.4f}–{max(accs):.4f}\n")
-    print(
-        "| proxy | teacher | τ all | ρ all | τ within groups | ρ within groups |\n|---|---|---|---|---|---|"
-    )
-    for mode in ("trained", "random"):
-        for name in proxies:
-            tau, rho, wt, wr = correlations([r[name] for r in scored[mode]], accs, groups)
-            print(f"| {name} | {mode} | {tau:+.2f} | {rho:+.2f} | {wt:+.2f} | {wr:+.2f} |")
-    per = {m: score_s[m] / len(archs) for m in score_s}
-    print(f"\nscoring all {len(archs)} candidates with all {len(proxies)} proxies: "
-          f"{score_s['trained']:.1f} s (trained teacher), {score_s['random']:.1f} s (random); "
-          f"training them: {train_s:.0f} s → "
-          f"{train_s / score_s['trained']:.0f}× cheaper with every proxy, "
-          f"{per['trained']:.2f} s per candidate")  # fmt: skip
-    t0 = time.perf_counter()
-    score_candidates(teacher.model, archs, batch, ["diswot"], seed=0)
-    only = time.perf_counter() - t0
-    print(
-        f"DisWOT alone: {only:.1f} s for all {len(archs)} ({len(archs) / only:.1f} candidates/s) → "
-        f"{train_s / only:.0f}× cheaper than training them\n"
-    )
+    majority = max(collections.Counter(val.labels.tolist()).values()) / len(val.labels)
+    print(f"\n### {dataset}: {len(task.train)}/{len(task.validation)} examples, max_length {ml}, "
+          f"{len(archs)} students in {len(groups_def)} equal-size groups ({args.space}), vanilla KD "
+          f"{epochs} epochs at lr {args.lr:g}, seeds {seeds}\n")  # fmt: skip
+    print(f"teacher accuracy {evaluate(teacher.model, val)['accuracy']:.4f}; majority class {majority:.4f}\n")
+    print("| group | params | accuracies | mean |\n|---|---|---|---|")
+    bins = []
+    for name in groups_def:
+        idx = [i for i, g in enumerate(groups) if g == name]
+        bins.append(idx)
+        ps = [estimate_params(archs[i], teacher.model) for i in idx]
+        assert max(ps) <= 1.01 * min(ps), f"group {name} is not of equal size: {ps}"
+        a = [accs[i] for i in idx]
+        print(
+            f"| {name} | {min(ps) / 1e6:.2f}M | {', '.join(f'{x:.3f}' for x in a)} "
+            f"| {statistics.fmean(a):.3f} |"
+        )
+    proxies = [n for n in PROXIES.names() if n != "flops"]
+    results: dict[tuple[str, str], list[tuple[float, ...]]] = {}
+    score_s = 0.0
+    for seed in seeds:
+        batch = proxy_batch(task, teacher, ml, batch_size, seed)
+        for mode, t_model in (("trained", teacher.model), ("random", random_like(teacher.model, seed=seed))):
+            t0 = time.perf_counter()
+            rows = score_candidates(t_model, archs, batch, proxies, seed=seed)
+            score_s += time.perf_counter() - t0
+            for name in [*proxies, "diswot_semantic", "diswot_relation"]:
+                results.setdefault((name, mode), []).append(correlations([r[name] for r in rows], accs, bins))
+    print()
+    print_table(results, "groups")
+    runs = 2 * len(seeds)
+    print(f"\nscoring all {len(archs)} with all {len(proxies)} proxies: {score_s / runs:.1f} s "
+          f"({len(archs) * runs / score_s:.1f} candidates/s); training them: {train_s:.0f} s\n")  # fmt: skip
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--datasets", default="rotten_tomatoes,bbc_news")
+    ap.add_argument("--datasets", default="rotten_tomatoes")
     ap.add_argument("--n-train", type=int, default=1000)
     ap.add_argument("--n-val", type=int, default=300)
-    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--space", choices=sorted(SPACES), default="tiny", help="the student groups")
+    ap.add_argument("--lr", type=float, default=1e-3, help="students' learning rate")
     ap.add_argument("--batch-size", type=int, default=32, help="examples the proxies see")
     args = ap.parse_args()
     for ds in args.datasets.split(","):
-        run(ds, args.n_train, args.n_val, args.epochs, args.batch_size)
+        run(ds, args)
 
 
 if __name__ == "__main__":

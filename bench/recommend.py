@@ -86,7 +86,7 @@ def arms(
     }
 
 
-def live(variant_name: str, meta_path: Path, trials: int) -> None:
+def live(variant_name: str, meta_path: Path, n_trials: int) -> None:
     """The real warm-started search on one variant, against that variant's grid in the meta-dataset."""
     import csv
     import tempfile
@@ -99,7 +99,9 @@ def live(variant_name: str, meta_path: Path, trials: int) -> None:
 
     variant = {v.name: v for v in VARIANTS}[variant_name]
     spec = variant.spec()
-    spec.budget = spec.budget.model_copy(update={"trials": trials, "warm_start": [], "early_stopping": True})
+    spec.budget = spec.budget.model_copy(
+        update={"trials": n_trials, "warm_start": [], "early_stopping": True}
+    )
     rows = load_rows(meta_path)
     with tempfile.TemporaryDirectory() as tmp:
         probe = jobs.Job(

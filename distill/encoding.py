@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from distill.data import Example, encode
+from distill.data import encode
+from distill.tables import Example
 
 if TYPE_CHECKING:
     from distill.teacher_outputs import TeacherOutputs

@@ -206,7 +206,6 @@ def label_names(keys: list[int | str], class_names: list[str] | None, where: str
     return names
 
 
-
 def read_source(
     source: str, hub_config: str | None = None
 ) -> tuple[Path, tuple[pd.DataFrame, pd.DataFrame | None], dict[str, list[str]], str]:

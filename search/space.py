@@ -158,9 +158,7 @@ class SearchSpace:
             registry = LOSSES if kind == "loss" else OBJECTIVES
             for name, ranges in table.items():
                 registry.get(name).check_params(dict.fromkeys(ranges, 0.0))
-        names = [
-            param_name(n, k) for n, t in {**self.loss_params, **self.inter_params}.items() for k in t
-        ]
+        names = [param_name(n, k) for n, t in {**self.loss_params, **self.inter_params}.items() for k in t]
         if len(set(names)) != len(names) or set(names) & _FIXED_NAMES:
             raise ValueError(f"loss/objective parameter names collide: {sorted(names)}")
         for name, ref in self.reference_pipelines().items():

@@ -4,14 +4,15 @@ budget, scored by any ``fitness(arch)`` — typically zero-cost proxies against 
 * :class:`StudentSpace` — genes ``layers``, ``heads``, ``hidden`` (``heads × hidden_per_head``, or a gene of
   its own from ``hiddens``) and ``ffn_ratio`` (``ffn = round(ratio × hidden)``); an arch is valid when
   ``heads`` divides ``hidden``. Mutation moves one gene to a neighbouring value.
-* :class:`Budget` — ``max_params`` (``distill.student.estimate_params``) and ``max_latency_ms`` (a
+* :class:`StudentBudget` — ``max_params`` (``distill.student.estimate_params``) and ``max_latency_ms`` (a
   user-supplied ``latency_fn(arch)``). No candidate outside the budget is ever scored: sampling and
   mutation retry (at most ``max_tries`` times) until a valid arch comes up.
 * :func:`regularized_evolution` (aging evolution, Real et al. 2019) and :func:`random_search`, with the same
-  number of evaluations for a fair comparison, return a :class:`SearchResult` (every evaluation, ``top_k``,
-  candidates per second).
-* :func:`score_candidates` scores a list of archs with named proxies; :func:`proxy_fitness` turns proxies
-  into a ``fitness`` for the search.
+  number of evaluations for a fair comparison, return a :class:`StudentSearchResult` (every evaluation,
+  ``top_k``, candidates per second).
+* A ``fitness`` with a ``combine(rows) -> scores`` method (``search.proxy_scoring.ProxyFitness``) is scored
+  within the population: tournaments compare the sampled members' ranks among themselves, and every
+  candidate's final ``score`` is its rank-based score within the whole scored population.
 """
 
 from __future__ import annotations
@@ -22,15 +23,13 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from transformers import PreTrainedModel
 
 from distill.pipeline import StudentArch
-from distill.student import build_student, estimate_params
-from search.proxies import Proxy, ProxyBatch, ProxyModel, build_proxy
-from search.proxies.base import Pooling
+from distill.student import estimate_params
 
 Genome = tuple[int, ...]  # one index per gene into its sorted value list
 Fitness = Callable[[StudentArch], float | Mapping[str, float]]
@@ -108,7 +107,7 @@ class StudentSpace:
 
 
 @dataclass(frozen=True)
-class Budget:
+class StudentBudget:
     """Hard limits on every scored candidate; ``latency_fn`` is required with ``max_latency_ms``."""
 
     max_params: int | None = None
@@ -163,7 +162,7 @@ class Candidate:
 
 
 @dataclass
-class SearchResult:
+class StudentSearchResult:
     """Every evaluation in order (re-evaluations of an arch included), and the wall time."""
 
     candidates: list[Candidate]
@@ -201,19 +200,35 @@ class _Evaluator:
         space: StudentSpace,
         fitness: Fitness,
         teacher: PreTrainedModel,
-        budget: Budget | None,
+        budget: StudentBudget | None,
         *,
         seed: int,
         max_tries: int,
         cache: bool,
     ) -> None:
         self.space, self.fitness, self.teacher = space, fitness, teacher
-        self.budget = budget or Budget()
+        self.budget = budget or StudentBudget()
         self.rng = random.Random(seed)
         self.max_tries = max_tries
         self.cache: dict[StudentArch, tuple[float, dict[str, float]]] | None = {} if cache else None
         self.latencies: dict[StudentArch, float] = {}
         self.candidates: list[Candidate] = []
+        self.combine: Callable[[Sequence[Mapping[str, float]]], list[float]] | None = getattr(
+            fitness, "combine", None
+        )
+
+    def scores(self, cands: Sequence[Candidate]) -> list[float]:
+        """Scores of ``cands`` (ranked among themselves when the fitness is population-level)."""
+        if self.combine is None:
+            return [c.score for c in cands]
+        return list(self.combine([c.extras for c in cands]))
+
+    def result(self, seconds: float) -> StudentSearchResult:
+        """Every evaluation, each scored within the whole population when the fitness combines."""
+        cands = self.candidates
+        if self.combine is not None:
+            cands = [replace(c, score=s) for c, s in zip(cands, self.scores(cands), strict=True)]
+        return StudentSearchResult(cands, seconds)
 
     def check(self, genome: Genome) -> tuple[StudentArch, int, float | None] | None:
         arch = self.space.decode(genome)
@@ -271,7 +286,7 @@ def _split(value: float | Mapping[str, float]) -> tuple[float, dict[str, float]]
     return float(value), {}
 
 
-def _report(name: str, result: SearchResult, log: Log) -> SearchResult:
+def _report(name: str, result: StudentSearchResult, log: Log) -> StudentSearchResult:
     if log is not None:
         best = result.best
         log(
@@ -286,7 +301,7 @@ def regularized_evolution(
     fitness: Fitness,
     teacher: PreTrainedModel,
     *,
-    budget: Budget | None = None,
+    budget: StudentBudget | None = None,
     population: int = 20,
     sample_size: int = 5,
     cycles: int = 80,
@@ -294,9 +309,10 @@ def regularized_evolution(
     max_tries: int = 1000,
     cache: bool = True,
     log: Log = print,
-) -> SearchResult:
+) -> StudentSearchResult:
     """Aging evolution: score ``population`` random archs; then, ``cycles`` times, draw ``sample_size``
-    members at random, mutate the fittest, score the child, add it and drop the oldest member.
+    members at random, mutate the fittest (ranked among the sample for a population-level fitness), score
+    the child, add it and drop the oldest member.
     ``population + cycles`` evaluations in all. ``cache`` re-uses the fitness of an arch seen before
     (deterministic proxies); a re-evaluation still counts and is recorded.
     """
@@ -309,11 +325,13 @@ def regularized_evolution(
         genome, ok = ev.random_valid()
         pop.append((genome, ev.evaluate(ok, "random")))
     for _ in range(cycles):
-        parent = max(ev.rng.sample(list(pop), sample_size), key=lambda gc: gc[1].score)
+        sample = ev.rng.sample(list(pop), sample_size)
+        scores = ev.scores([c for _, c in sample])
+        parent = sample[max(range(sample_size), key=scores.__getitem__)]
         genome, ok, origin = ev.mutate_valid(parent[0])
         pop.append((genome, ev.evaluate(ok, origin)))
         pop.popleft()
-    return _report("evolution", SearchResult(ev.candidates, time.perf_counter() - t0), log)
+    return _report("evolution", ev.result(time.perf_counter() - t0), log)
 
 
 def random_search(
@@ -322,100 +340,15 @@ def random_search(
     teacher: PreTrainedModel,
     *,
     evaluations: int,
-    budget: Budget | None = None,
+    budget: StudentBudget | None = None,
     seed: int = 0,
     max_tries: int = 1000,
     cache: bool = True,
     log: Log = print,
-) -> SearchResult:
+) -> StudentSearchResult:
     """``evaluations`` archs drawn uniformly from the valid in-budget genomes (the evolution's baseline)."""
     ev = _Evaluator(space, fitness, teacher, budget, seed=seed, max_tries=max_tries, cache=cache)
     t0 = time.perf_counter()
     for _ in range(evaluations):
         ev.evaluate(ev.random_valid()[1], "random")
-    return _report("random search", SearchResult(ev.candidates, time.perf_counter() - t0), log)
-
-
-def _build(arch: StudentArch, teacher_model: PreTrainedModel, seed: int, pooling: Pooling) -> ProxyModel:
-    student, _ = build_student(arch, teacher_model, seed=seed)
-    return ProxyModel.from_hf(student, pooling=pooling)
-
-
-def score_candidates(
-    teacher_model: PreTrainedModel,
-    archs: Sequence[StudentArch],
-    batch: ProxyBatch,
-    proxies: Sequence[str],
-    seed: int = 0,
-    *,
-    pooling: Pooling = "cls",
-    options: Mapping[str, Mapping[str, Any]] | None = None,
-) -> list[dict[str, Any]]:
-    """A row per arch: ``arch``, ``params``, every proxy's score (``diswot`` standardised over ``archs``;
-    its raw terms ``diswot_semantic``/``diswot_relation`` too), and ``seconds`` (that student's build and
-    scoring wall time; teacher-side work is shared, counted once, not in any row).
-
-    Each student is built by ``build_student(arch, teacher_model, seed=seed)`` (initialised as
-    ``arch.init`` says) and dropped once scored. Pass ``random_like(teacher)`` as ``teacher_model`` for
-    DisWOT's random-teacher setting; ``options`` holds per-proxy constructor options.
-    """
-    teacher = ProxyModel.from_hf(teacher_model, pooling=pooling)
-    built: dict[str, Proxy] = {n: build_proxy(n, seed, **(options or {}).get(n, {})) for n in proxies}
-    states = {n: p.prepare(teacher, batch) for n, p in built.items()}
-    terms: dict[str, list[dict[str, float]]] = {n: [] for n in built}
-    rows: list[dict[str, Any]] = []
-    for arch in archs:
-        t0 = time.perf_counter()
-        student = _build(arch, teacher_model, seed, pooling)
-        row: dict[str, Any] = {
-            "arch": arch.model_dump(),
-            "params": sum(p.numel() for p in student.module.parameters()),
-        }
-        for n, proxy in built.items():
-            t = proxy.measure(teacher, student, batch, states[n])
-            terms[n].append(t)
-            row.update(t)
-        row["seconds"] = time.perf_counter() - t0
-        rows.append(row)
-    for n, proxy in built.items():
-        for row, value in zip(rows, proxy.combine(terms[n]), strict=True):
-            row[n] = value
-    return rows
-
-
-def proxy_fitness(
-    teacher_model: PreTrainedModel,
-    batch: ProxyBatch,
-    proxies: Sequence[str],
-    seed: int = 0,
-    *,
-    reference: Sequence[StudentArch] = (),
-    pooling: Pooling = "cls",
-) -> Callable[[StudentArch], dict[str, float]]:
-    """A ``fitness`` for the search: ``score`` is ``proxies[0]``'s value, the rest (and raw terms) extras.
-
-    A set-level proxy (``diswot``) needs statistics to standardise one candidate: they come from the
-    ``reference`` archs, scored once here; without a reference it falls back to its raw single-candidate
-    score (``semantic + relation``).
-    """
-    if not proxies:
-        raise ValueError("name at least one proxy")
-    teacher = ProxyModel.from_hf(teacher_model, pooling=pooling)
-    built = {n: build_proxy(n, seed) for n in proxies}
-    states = {n: p.prepare(teacher, batch) for n, p in built.items()}
-    refs: dict[str, list[dict[str, float]]] = {n: [] for n in built}
-    for arch in reference:
-        student = _build(arch, teacher_model, seed, pooling)
-        for n, p in built.items():
-            refs[n].append(p.measure(teacher, student, batch, states[n]))
-
-    def fitness(arch: StudentArch) -> dict[str, float]:
-        student = _build(arch, teacher_model, seed, pooling)
-        out: dict[str, float] = {}
-        for n, p in built.items():
-            t = p.measure(teacher, student, batch, states[n])
-            out.update(t)
-            out[n] = p.combine([t], refs[n])[0] if refs[n] else p.total(t)
-        return {"score": out[proxies[0]], **out}
-
-    return fitness
+    return _report("random search", ev.result(time.perf_counter() - t0), log)

@@ -237,6 +237,7 @@ def _tune(
 ) -> None:
     import ray
     from ray import tune
+
     ensure_ray()
     metric, mode = objectives[0]
     multi = len(objectives) > 1

@@ -18,9 +18,9 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import Match
 
-from distill.data import DataError
 from distill.hf import ModelError
 from distill.registry import UnknownComponentError
+from distill.tables import DataError
 from service.dashboard import routes as dashboard
 from service.deps import Context
 from service.routes import datasets, jobs, teachers

@@ -56,9 +56,7 @@ class Client:
         self.http = http
 
     @classmethod
-    def from_settings(
-        cls, settings: Settings, *, url: str | None = None, key: str | None = None
-    ) -> Client:
+    def from_settings(cls, settings: Settings, *, url: str | None = None, key: str | None = None) -> Client:
         """``url``/``key`` if given, else ``AUTODISTILLER_URL`` and ``AUTODISTILLER_API_KEY``, else the
         local key ``serve`` wrote. Raises ``ApiError`` (401) when no key is found at all."""
         s = settings

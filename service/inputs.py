@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from distill.assets import minilm_dir
-from distill.data import BUILTINS, DataError, TextTask, check_label_compatibility, load_subset
+from distill.data import BUILTINS, TextTask, check_label_compatibility, load_subset
 from distill.hf import ModelError, load_classifier
 from distill.profile import dataset_profile
 from distill.student import count_params
-from distill.tables import FILE_SUFFIXES
+from distill.tables import FILE_SUFFIXES, DataError
 from distill.teacher import load_teacher
 from service.schemas import DatasetIn, TeacherIn
 from service.uploads import UploadError, guard_path, safe_extract, save_upload

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from fastapi import HTTPException
 
-from distill.data import DataError
 from distill.pipeline import Pipeline
+from distill.tables import DataError
 from service.deps import Context, owned_dataset, owned_teacher
 from service.inputs import check_pair
 from service.schemas import JobOut, JobRequest, PredictedOut, Progress, RecommendationOut, TeacherSummary
@@ -124,7 +124,7 @@ def recommendation_out(ctx: Context, job: Job) -> RecommendationOut:
     if final and rec is not None and rec.source == "measured":
         why = rec.why
     else:
-        why = f"{measured_why(ctx.db, job.id, top)}; {job.state}"
+        why = f"{measured_why(ctx.db, job.id, top)} (so far: the job is {job.state})"
     return RecommendationOut(
         job_id=job.id,
         available=True,
@@ -164,5 +164,3 @@ def predicted_out(ctx: Context, job_id: str) -> PredictedOut | None:
         measured_accuracy=trial.accuracy if trial is not None else None,
         why=rec.why,
     )
-
-

@@ -37,8 +37,6 @@ if TYPE_CHECKING:
     pass
 
 
-
-
 class IdempotencyConflict(ValueError):
     """An ``Idempotency-Key`` already used by the owner for a different request."""
 
@@ -277,5 +275,3 @@ def cancel_job(db: Db, job_id: str) -> bool:
                 .execution_options(synchronize_session=False)
             )
         return done == 1
-
-

@@ -49,7 +49,6 @@ def revoke_key(db: Db, key_id: str) -> bool:
         return s.execute(q.values(revoked_at=utcnow())).rowcount > 0
 
 
-
 def ensure_local_key(settings: Settings) -> tuple[str | None, str]:
     """The embedded setup's key: the one in ``<home>/api-key`` if still valid, else a new ``local`` key
     when no key exists yet. Returns (key or ``None``, a line to print)."""

@@ -31,8 +31,6 @@ if TYPE_CHECKING:
     from distill.pipeline import Pipeline
 
 
-
-
 def add_artifact(
     db: Db, job_id: str, kind: str, path: str, *, size: int | None = None, trial_id: int | None = None
 ) -> Artifact:
@@ -177,7 +175,7 @@ def measured_why(db: Db, job_id: str, top: Trial) -> str:
     rows = trial_rows(db, job_id)
     refs = {t.is_reference: t for t in rows if t.is_reference}
     n = sum(1 for t in rows if t.status in FINISHED_STATUSES)
-    why = [f"best of {n} finished trials by validation accuracy ({top.accuracy:.4f})"]
+    why = [f"best of {n} trials by validation accuracy ({top.accuracy:.4f})"]
     for name in ("vanilla_kd", "no_kd"):
         if name in refs and refs[name].accuracy is not None and top.accuracy is not None:
             why.append(f"{top.accuracy - refs[name].accuracy:+.4f} over {name.replace('_', ' ')}")

@@ -43,7 +43,6 @@ class TrialStateError(ValueError):
     """The trial is not in the state the call needs (finished already, or replaced by a re-run)."""
 
 
-
 def start_trial(
     db: Db,
     job_id: str,
@@ -265,5 +264,3 @@ def count_trials(db: Db, job_id: str, *, status: str | Iterable[str] | None = No
     q = select(func.count()).select_from(Trial).where(Trial.job_id == job_id, *_status_filter(status))
     with read(db) as s:
         return s.scalar(q) or 0
-
-

@@ -57,5 +57,3 @@ def pipeline_doc(pipeline: Pipeline | Mapping[str, Any]) -> tuple[dict[str, Any]
         return pipeline.model_dump(mode="json"), pipeline.key()
     doc = dict(pipeline)
     return doc, pipeline_key(doc)
-
-

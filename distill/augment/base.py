@@ -17,8 +17,8 @@ import torch
 from distill.registry import Registry
 
 if TYPE_CHECKING:
-    from distill.data import Example
     from distill.pipeline import Augmentation
+    from distill.tables import Example
 
 AugmentOp = Callable[[list[str], random.Random, float, "AugmentContext"], list[str]]
 AUGMENTATIONS: Registry[AugmentOp] = Registry("augmentation")
@@ -157,7 +157,7 @@ def augment_examples(
     Words are whitespace-separated; the ops of ``spec.ops`` run in order with probability ``spec.p``.
     Copy ``c`` uses ``random.Random(seed + c)``, so the result is deterministic given the seed.
     """
-    from distill.data import Example
+    from distill.tables import Example
 
     ops = [AUGMENTATIONS.get(name) for name in spec.ops]
     if any(getattr(op, "uses_neighbours", False) for op in ops) and ctx.has_neighbours:

@@ -1,37 +1,29 @@
-"""DisWOT's two similarity terms (Dong et al., CVPR 2023), shared by ``diswot_semantic``, ``diswot_relation``
-and ``diswot``. Gram arithmetic runs in float64.
+"""DisWOT's two similarity terms (Dong, Li & Wei, CVPR 2023), shared by ``diswot_semantic``,
+``diswot_relation``, ``diswot`` and ``diswot_size``. Gram arithmetic runs in float64; both networks are scored
+in train mode (see ``base.scoring``), as in DisWOT's code.
 
-Semantic term. One cross-entropy backward (sum over the batch, on its labels) per network gives Grad-CAM
-channel weights ``α_bc = mean over positions s of ∂L/∂F_bsc`` (the channel-wise mean feature gradient, as
-in DisWOT's code; for BERT with [CLS] pooling only the [CLS] position has a gradient, so ``α`` is it over
-the number of real tokens). The class-activation map is ``M_b = F_b ⊙ α_b`` (``S × C``, masked positions
-zeroed); ``weighting="cam"`` uses the true class's classifier weight row instead (CAM, no backward).
-The Gram is taken over
+**Semantic term** (paper eq. 3–4; code: ``semantic_similarity_metric``). One mean cross-entropy backward per
+network gives the gradient of the classifier weight, ``g = ∂L/∂W ∈ ℝ^{K×C}`` (Grad-CAM-like channel
+weights per class: DisWOT's code reads ``fc.weight.grad``). Per class ``k``, ``G_k = g_k g_kᵀ`` (``C × C``),
+row-L2-normalised to ``Ĝ_k``, and ``D_sem = Σ_k ‖Ĝs_k − Ĝt_k‖²_F / (C · K)``; the term is ``−D_sem``.
+Where we differ: DisWOT's code needs ``C_student = C_teacher``; when they differ we bilinearly resize the
+student's Gram to the teacher's side before normalising (the paper resizes maps in the same way).
+Memory is ``K · C²`` floats.
 
-* tokens for transformers (``over="positions"``): ``G_b = M_b M_bᵀ`` (``T × T``), independent of the
-  channel counts; ``n_b`` = the sample's real-token count (padding rows/columns are zero);
-* channels for CNNs (``over="channels"``): ``G_b = M_bᵀ M_b`` (``C × C``); a student Gram whose side differs
-  from the teacher's is bilinearly resized to the teacher's side (DisWOT resizes), ``n_b = C_teacher``.
-
-Both Grams are row-L2-normalised (``Ĝ``), and ``score = −Σ_b ‖Ĝs_b − Ĝt_b‖²_F / (n_b · B)``.
-
-Relation term. ``Z`` = pooled features ``(B, C)``; ``G = Z Zᵀ`` (``B × B``), row-normalised;
-``score = −‖Ĝs − Ĝt‖²_F / B²``.
+**Relation term** (paper eq. 5; code: ``relation_similarity_metric``). ``A`` = the pre-pooling feature map
+flattened to ``B × (C·H·W)`` (transformers: ``B × (T·H)``, padding tokens zeroed); ``G = A Aᵀ`` (``B × B``),
+row-normalised, and ``D_rel = ‖Ĝs − Ĝt‖²_F / B²``; the term is ``−D_rel``.
 """
 
 from __future__ import annotations
-
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from search.proxies.base import ProxyBatch, ProxyModel, ce
-
-GramOver = Literal["auto", "positions", "channels"]
-Weighting = Literal["grad", "cam"]
-SemanticState = tuple[Tensor, Tensor | None]  # (B, n, n) Grams, (B,) sizes n_b or None (= n)
+from search.proxies.base import ce
+from search.proxies.batch import ProxyBatch
+from search.proxies.models import ProxyModel
 
 
 def gram(m: Tensor) -> Tensor:
@@ -44,82 +36,46 @@ def row_normalise(g: Tensor, eps: float = 1e-12) -> Tensor:
     return F.normalize(g, p=2.0, dim=-1, eps=eps)
 
 
-def gram_distance(gs: Tensor, gt: Tensor, sizes: Tensor | None = None) -> Tensor:
-    """Size-normalised squared Frobenius distance between Grams.
-
-    ``(n, n)`` (one Gram over a batch of ``n`` samples): ``‖Gs − Gt‖² / n²``.
-    ``(B, n, n)`` (one Gram per sample): ``Σ_b ‖Gs_b − Gt_b‖² / (n_b · B)``, ``n_b = sizes[b]`` or ``n``.
-    """
+def gram_distance(gs: Tensor, gt: Tensor) -> Tensor:
+    """``Σ ‖Gs − Gt‖²_F / (n · m)`` for ``(m, n, n)`` Grams (``(n, n)``: ``m = n``, i.e. ``/ n²``)."""
     if gs.shape != gt.shape:
         raise ValueError(f"Gram shapes differ: {tuple(gs.shape)} vs {tuple(gt.shape)}")
-    sq = (gs - gt).pow(2).sum((-1, -2))
-    n = gs.shape[-1]
-    if gs.dim() == 2:
-        return sq / (n * n)
-    denom = sizes.to(sq.dtype).clamp_min(1) if sizes is not None else torch.full_like(sq, n)
-    return (sq / denom).mean()
+    m = gs.shape[0] if gs.dim() == 3 else gs.shape[-1]
+    return (gs - gt).pow(2).sum() / (gs.shape[-1] * m)
 
 
 def resize_gram(g: Tensor, n: int) -> Tensor:
-    """Bilinear resize of ``(B, m, m)`` Grams to ``(B, n, n)``."""
+    """Bilinear resize of ``(m, c, c)`` Grams to ``(m, n, n)``."""
     if g.shape[-1] == n:
         return g
     return F.interpolate(g.unsqueeze(1), size=(n, n), mode="bilinear", align_corners=False).squeeze(1)
 
 
-def resolve_over(over: GramOver, model: ProxyModel) -> Literal["positions", "channels"]:
-    if over == "auto":
-        return "positions" if model.family == "transformer" else "channels"
-    if over not in ("positions", "channels"):
-        raise ValueError(f"over must be 'auto', 'positions' or 'channels', not {over!r}")
-    return over
+def semantic_grams(model: ProxyModel, batch: ProxyBatch) -> Tensor:
+    """``(K, C, C)`` per-class Grams ``g_k g_kᵀ`` of the classifier-weight gradient (not normalised)."""
+    weight = model.classifier(batch).weight
+    _, logits = model.forward(batch)
+    (g,) = torch.autograd.grad(ce(logits, batch.labels), weight)
+    g = g.detach().double().unsqueeze(-1)
+    return gram(g)
 
 
-def cam_maps(model: ProxyModel, batch: ProxyBatch, weighting: Weighting = "grad") -> tuple[Tensor, Tensor]:
-    """Class-activation maps ``M`` ``(B, S, C)`` (masked positions zero) and the ``(B, S)`` mask."""
-    feats, logits = model.forward(batch)
-    pos, mask = model.positions(feats, batch)
-    if weighting == "grad":
-        (g,) = torch.autograd.grad(ce(logits, batch.labels, "sum"), feats)
-        g_pos, _ = model.positions(g, batch)
-        alpha = (g_pos * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp_min(1)
-    elif weighting == "cam":
-        alpha = model.classifier_weight().to(pos.dtype)[batch.labels.to(pos.device)]
-    else:
-        raise ValueError(f"weighting must be 'grad' or 'cam', not {weighting!r}")
-    maps = pos * alpha.unsqueeze(1) * mask.unsqueeze(-1)
-    return maps.detach().double(), mask.detach()
-
-
-def semantic_grams(
-    model: ProxyModel, batch: ProxyBatch, over: GramOver = "auto", weighting: Weighting = "grad"
-) -> SemanticState:
-    """Per-sample CAM Grams (unnormalised) and their sizes ``n_b`` (``None`` = the Gram side)."""
-    maps, mask = cam_maps(model, batch, weighting)
-    if resolve_over(over, model) == "positions":
-        return gram(maps), mask.sum(1)
-    return gram(maps.transpose(1, 2)), None
-
-
-def semantic_score(student: SemanticState, teacher: SemanticState) -> Tensor:
-    """``−Σ_b ‖Ĝs_b − Ĝt_b‖² / (n_b · B)``, the student's Grams resized to the teacher's side if needed."""
-    gs, _ = student
-    gt, sizes = teacher
-    if gs.shape[0] != gt.shape[0]:
-        raise ValueError("teacher and student Grams come from different batches")
-    if gs.shape[-1] != gt.shape[-1]:
-        gs = resize_gram(gs, gt.shape[-1])
-    return -gram_distance(row_normalise(gs), row_normalise(gt), sizes)
+def semantic_score(student: Tensor, teacher: Tensor) -> Tensor:
+    """``−D_sem``: the student's Grams resized to the teacher's side if needed, both row-normalised."""
+    if student.shape[0] != teacher.shape[0]:
+        raise ValueError(f"{student.shape[0]} vs {teacher.shape[0]} classes")
+    student = resize_gram(student, teacher.shape[-1])
+    return -gram_distance(row_normalise(student), row_normalise(teacher))
 
 
 @torch.no_grad()
 def relation_gram(model: ProxyModel, batch: ProxyBatch) -> Tensor:
-    """Row-normalised ``B × B`` Gram of the pooled features."""
+    """Row-normalised ``B × B`` Gram of the flattened (masked) pre-pooling features."""
     feats, _ = model.forward(batch)
-    z = model.pooled(feats, batch).double()
-    return row_normalise(gram(z))
+    a = model.mask(feats, batch).flatten(1).double()
+    return row_normalise(gram(a))
 
 
 def relation_score(student: Tensor, teacher: Tensor) -> Tensor:
-    """``−‖Ĝs − Ĝt‖² / B²``."""
+    """``−D_rel = −‖Ĝs − Ĝt‖² / B²``."""
     return -gram_distance(student, teacher)

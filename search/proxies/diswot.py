@@ -1,51 +1,50 @@
-"""``diswot``: DisWOT = z(semantic) + z(relation), each term standardised over the candidate set."""
+"""``diswot`` and ``diswot_size``: DisWOT's two terms (and the student's size) combined by rank."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor
 
-from search.proxies._diswot import (
-    GramOver,
-    SemanticState,
-    Weighting,
-    relation_gram,
-    relation_score,
-    semantic_grams,
-    semantic_score,
-)
-from search.proxies.base import Proxy, ProxyBatch, ProxyModel, Terms, register, zscore
+from distill.student import count_params
+from search.proxies._diswot import relation_gram, relation_score, semantic_grams, semantic_score
+from search.proxies.base import RankProxy, Terms, register
+from search.proxies.batch import ProxyBatch
+from search.proxies.models import ProxyModel
 
-SEMANTIC, RELATION = "diswot_semantic", "diswot_relation"
+SEMANTIC, RELATION, PARAMS = "diswot_semantic", "diswot_relation", "params"
 
 
-@register("diswot", "DisWOT: z-scored semantic + z-scored relation similarity over the candidate set")
-class Diswot(Proxy):
-    """Over candidates ``i``: ``score_i = z(sem)_i + z(rel)_i``, ``z(x)_i = (x_i − mean x) / std x``
-    (population std; a constant term contributes 0). :meth:`score` on one student returns the raw
-    ``sem + rel``; :meth:`combine` with ``reference`` standardises with a fixed set's statistics."""
+@register("diswot", "DisWOT: mean rank of the semantic and relation terms within the population scored")
+class Diswot(RankProxy):
+    """Over a population, ``score_i = ½ (rank(−D_sem)_i + rank(−D_rel)_i)`` with ranks scaled to ``[0, 1]``.
+
+    Where we differ from the paper: it adds the raw terms (``−(D_sem + D_rel)``, what :meth:`score` returns
+    for one student), but their scales differ by orders of magnitude, so the sum is the semantic term alone;
+    ranking each term within the population weighs them equally and needs no reference architecture.
+    """
 
     uses_teacher = True
+    terms: ClassVar[tuple[str, ...]] = (SEMANTIC, RELATION)
 
-    def __init__(self, seed: int = 0, *, over: GramOver = "auto", weighting: Weighting = "grad") -> None:
-        super().__init__(seed)
-        self.over: GramOver = over
-        self.weighting: Weighting = weighting
-
-    def _prepare(self, teacher: ProxyModel, batch: ProxyBatch) -> tuple[SemanticState, Tensor]:
-        return semantic_grams(teacher, batch, self.over, self.weighting), relation_gram(teacher, batch)
+    def _prepare(self, teacher: ProxyModel, batch: ProxyBatch) -> tuple[Tensor, Tensor]:
+        return semantic_grams(teacher, batch), relation_gram(teacher, batch)
 
     def _measure(self, student: ProxyModel, batch: ProxyBatch, state: Any) -> Terms:
         sem_t, rel_t = state
-        sem = semantic_score(semantic_grams(student, batch, self.over, self.weighting), sem_t)
-        return {SEMANTIC: float(sem), RELATION: float(relation_score(relation_gram(student, batch), rel_t))}
+        sem = semantic_score(semantic_grams(student, batch), sem_t)
+        rel = relation_score(relation_gram(student, batch), rel_t)
+        return {SEMANTIC: float(sem), RELATION: float(rel)}
+
+
+@register("diswot_size", "DisWOT + size: mean of the DisWOT rank and the parameter-count rank")
+class DiswotSize(Diswot):
+    """``score_i = ½ diswot_i + ½ rank(params)_i`` = ``¼ rank(−D_sem) + ¼ rank(−D_rel) + ½ rank(params)``."""
+
+    terms: ClassVar[tuple[str, ...]] = (SEMANTIC, RELATION, PARAMS, PARAMS)
+
+    def _measure(self, student: ProxyModel, batch: ProxyBatch, state: Any) -> Terms:
+        return {**super()._measure(student, batch, state), PARAMS: float(count_params(student.module))}
 
     def total(self, terms: Terms) -> float:
         return terms[SEMANTIC] + terms[RELATION]
-
-    def combine(self, terms: Sequence[Terms], reference: Sequence[Terms] | None = None) -> list[float]:
-        ref = terms if reference is None else reference
-        parts = [zscore([t[k] for t in terms], [r[k] for r in ref]) for k in (SEMANTIC, RELATION)]
-        return [s + r for s, r in zip(*parts, strict=True)]

@@ -19,7 +19,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from search.proxies.base import HFProxyModel, Proxy, ProxyBatch, ProxyModel, register
+from search.proxies.base import Proxy, register
+from search.proxies.batch import ProxyBatch
+from search.proxies.models import HFProxyModel, ProxyModel
 
 _BERT_KEYS = ("hidden_size", "num_hidden_layers", "intermediate_size", "num_labels")
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from distill.student import count_params
-from search.proxies.base import Proxy, ProxyBatch, ProxyModel, register
+from search.proxies.base import Proxy, register
+from search.proxies.batch import ProxyBatch
+from search.proxies.models import ProxyModel
 
 
 @register("params", "Parameter count of the student (bigger predicted better)")

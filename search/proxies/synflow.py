@@ -7,20 +7,21 @@ from typing import Any
 
 import torch
 
-from search.proxies.base import Proxy, ProxyBatch, ProxyModel, register
+from search.proxies.base import Proxy, register
+from search.proxies.batch import ProxyBatch
+from search.proxies.models import ProxyModel
 
 
 @register("synflow", "SynFlow Σ θ ⊙ ∂R/∂θ with |θ| weights and an all-ones input, in float64")
 class Synflow(Proxy):
-    """On a float64 copy of the student with every parameter replaced by ``|θ|`` (buffers untouched, eval
-    mode), feed one all-ones input shaped like a sample of the batch — for transformers all-ones
-    ``inputs_embeds`` (position and token-type embeddings are still added; the word embeddings get no
-    gradient) — and take ``R = Σ logits``; ``score = Σ_θ Σ θ ⊙ ∂R/∂θ``. The student's own weights are
-    never touched (the copy is discarded)."""
+    """On a float64 copy of the student in **eval** mode (BatchNorm on its initial running statistics, i.e.
+    the identity, as the reference removes BN; train-mode BN on one constant input would zero everything)
+    with every parameter replaced by ``|θ|``, feed one all-ones input shaped like a sample of the batch
+    (transformers: all-ones ``inputs_embeds``) and take ``R = Σ logits``; ``score = Σ_θ Σ θ ⊙ ∂R/∂θ``."""
 
     def _measure(self, student: ProxyModel, batch: ProxyBatch, state: Any) -> float:
         clone = copy.deepcopy(student)
-        clone.module.double()
+        clone.module.double().eval()
         params = list(clone.module.parameters())
         with torch.no_grad():
             for p in params:

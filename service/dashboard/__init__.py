@@ -1,1 +1,1 @@
-"""Server-rendered dashboard: inline SVG plots and pipeline-importance analysis."""
+"""Server-rendered dashboard: the pages (routes, templates) and their inline SVG plots."""

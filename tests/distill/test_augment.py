@@ -11,8 +11,8 @@ from transformers import AutoTokenizer
 
 from distill.assets import minilm_dir
 from distill.augment import AUGMENTATIONS, AugmentContext, augment_examples, mixup
-from distill.data import Example
 from distill.pipeline import Augmentation
+from distill.tables import Example
 
 WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog"]
 OPS = ["eda_swap", "eda_delete", "eda_insert", "embed_neighbour"]

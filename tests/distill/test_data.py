@@ -12,7 +12,8 @@ import pytest
 from transformers import AutoTokenizer
 
 from distill.assets import bbc_news_dir, minilm_dir, rotten_tomatoes_csv
-from distill.data import DataError, Example, TextTask, check_label_compatibility, encode, load_task
+from distill.data import TextTask, check_label_compatibility, encode, load_task
+from distill.tables import DataError, Example
 
 
 def rows(n: int = 20, labels: tuple = ("pos", "neg")) -> list[dict]:

@@ -57,4 +57,10 @@ def test_diswot_student_search_respects_the_budget_and_keeps_every_score(minilm)
     assert all(r["flops"] > 0 for r in rows)
     assert 1 <= len(picked) <= 3 and all(estimate_params(a, minilm) <= limit for a in picked)
     assert sum(r["picked"] for r in rows) >= len(picked) - 1  # the found ones (the reference may be extra)
+    scores = [r["score"] for r in rows]
+    assert all(r["diswot"] == r["score"] for r in rows)
+    assert len(set(scores)) > 1  # ranked within the population: never all equal (it was all 0.0)
+    found = [r for r in rows if r["picked"]]
+    best = max(scores)
+    assert any(r["score"] == best for r in found)  # the pick follows the scores, not the sampling order
     assert all(a.layers < 6 for a in picked)

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from distill.data import Example, TextTask
+from distill.data import TextTask
 from distill.pipeline import Pipeline, StudentArch, Training
+from distill.tables import Example
 from search.grid import AXES, grid
 from search.metafeatures import META_KEYS, data_features, meta_features, reduce_embedding
 from search.recommender import (
@@ -242,7 +243,7 @@ def ray_local():
 
 
 def _run_job(settings: Settings, teacher: Path, trials: int, warm_start_k: int) -> tuple[object, str]:
-    from store import jobs, trials
+    from store import jobs
     from store.spec import DatasetRef, JobBudget, JobSpec, TeacherRef
     from workers.worker import Worker
 
@@ -275,14 +276,14 @@ def test_warm_start_enqueues_the_predicted_pipelines(tmp_path: Path, tiny_teache
     assert rec.score == pytest.approx(d["ratio"] * jobs.get_job(db, job_id).teacher_accuracy, rel=1e-4)
     predicted = Pipeline.model_validate(rec.pipeline)
     assert predicted.intermediate.name == "attention" and predicted.augmentation.ops == ["eda_swap"]
-    trials = trials.finished_trials(db, job_id)
-    assert [t.is_reference for t in trials[:2]] == ["no_kd", "vanilla_kd"]
+    done = trials.finished_trials(db, job_id)
+    assert [t.is_reference for t in done[:2]] == ["no_kd", "vanilla_kd"]
     # right after the references: the predicted top 2, in order
-    assert trials[2].pipeline_key == predicted.key()
-    assert Pipeline.model_validate(trials[3].pipeline).intermediate.name == "attention"
+    assert done[2].pipeline_key == predicted.key()
+    assert Pipeline.model_validate(done[3].pipeline).intermediate.name == "attention"
     # the finished job retrained the recommender: a version beside the one the prediction used
     latest = results.latest_model(db)
-    assert latest.id == d["model_version"] + 1 and latest.rows == 72 + len(trials) and latest.tasks == 4
+    assert latest.id == d["model_version"] + 1 and latest.rows == 72 + len(done) and latest.tasks == 4
 
 
 @pytest.mark.slow
@@ -295,8 +296,8 @@ def test_cold_start_without_past_jobs_uses_the_priors(tmp_path: Path, tiny_teach
     assert rec.details["method"] == "priors" and "Distiller" in rec.why and rec.score is None
     predicted = Pipeline.model_validate(rec.pipeline)
     assert predicted.intermediate.name == "mi_alpha" and predicted.augmentation.ops == ["eda_swap"]
-    trials = trials.finished_trials(db, job_id)
-    assert trials[2].pipeline_key == predicted.key()
+    done = trials.finished_trials(db, job_id)
+    assert done[2].pipeline_key == predicted.key()
     assert results.latest_model(db) is None  # one job is too little to train on
 
 

@@ -12,13 +12,12 @@ from transformers import BertConfig, BertForSequenceClassification
 from distill.pipeline import StudentArch
 from distill.student import estimate_params
 from search.proxies import ProxyBatch
+from search.proxy_scoring import proxy_fitness, score_candidates
 from search.student_search import (
-    Budget,
+    StudentBudget,
     StudentSpace,
-    proxy_fitness,
     random_search,
     regularized_evolution,
-    score_candidates,
     student_params,
 )
 
@@ -76,7 +75,7 @@ def test_cached_param_count_is_estimate_params(teacher) -> None:
 
 
 def test_evolution_respects_the_budget_and_is_deterministic(teacher) -> None:
-    budget = Budget(max_params=300_000)
+    budget = StudentBudget(max_params=300_000)
     assert any(  # the budget binds: the space holds bigger students
         student_params(WIDE.decode(WIDE.sample(random.Random(i))), teacher) > budget.max_params
         for i in range(20)
@@ -102,15 +101,17 @@ def test_evolution_respects_the_budget_and_is_deterministic(teacher) -> None:
 
 
 def test_latency_budget_and_impossible_budget(teacher) -> None:
-    budget = Budget(max_latency_ms=3.0, latency_fn=lambda arch: float(arch.layers))
+    budget = StudentBudget(max_latency_ms=3.0, latency_fn=lambda arch: float(arch.layers))
     result = regularized_evolution(
         WIDE, toy, teacher, budget=budget, population=6, sample_size=2, cycles=10, log=None
     )
     assert all(c.latency_ms is not None and c.latency_ms <= 3.0 for c in result.candidates)
     with pytest.raises(RuntimeError, match="no architecture within the budget"):
-        random_search(WIDE, toy, teacher, evaluations=1, budget=Budget(max_params=10), max_tries=50, log=None)
+        random_search(
+            WIDE, toy, teacher, evaluations=1, budget=StudentBudget(max_params=10), max_tries=50, log=None
+        )
     with pytest.raises(ValueError, match="latency_fn"):
-        Budget(max_latency_ms=1.0)
+        StudentBudget(max_latency_ms=1.0)
 
 
 def test_evolution_beats_random_search_on_a_toy_objective(teacher) -> None:
@@ -158,20 +159,45 @@ def test_score_candidates_rows(teacher) -> None:
         assert row["params"] == estimate_params(arch, teacher) == row["params"]
         assert {"diswot", "diswot_semantic", "diswot_relation", "nwot", "seconds"} <= row.keys()
         assert row["seconds"] > 0
-    assert sum(r["diswot"] for r in rows) == pytest.approx(0.0, abs=1e-9)
+    assert sorted(r["diswot"] for r in rows) != [0.5] * 3  # mean ranks within the three
     keys = ("diswot", "diswot_semantic", "diswot_relation", "params", "nwot")
     assert [[r[k] for k in keys] for r in rows] == [[r[k] for k in keys] for r in again]
 
 
-def test_evolution_with_a_proxy_fitness(teacher) -> None:
-    reference = [
-        StudentArch(layers=1, hidden=16, heads=2, ffn=32),
-        StudentArch(layers=2, hidden=32, heads=4, ffn=64),
-    ]
-    fitness = proxy_fitness(teacher, _batch(), ["diswot", "params"], reference=reference)
-    space = StudentSpace(layers=[1, 2], hidden_per_head=8, heads=[2, 4], ffn_ratios=[1, 2])
-    result = regularized_evolution(space, fitness, teacher, population=3, sample_size=2, cycles=3, log=None)
-    assert result.evaluations == 6
-    best = result.best
-    assert {"diswot", "diswot_semantic", "diswot_relation", "params"} <= best.extras.keys()
-    assert best.score == best.extras["diswot"]
+def test_evolution_ranks_the_whole_population(teacher) -> None:
+    """Scores are ranks within everything scored (never all equal), and the pick follows them."""
+    fitness = proxy_fitness(teacher, _batch(), ["diswot", "params"])
+    space = StudentSpace(layers=[1, 2, 3], hidden_per_head=8, heads=[1, 2, 4], ffn_ratios=[1, 2])
+    result = regularized_evolution(space, fitness, teacher, population=6, sample_size=3, cycles=6, log=None)
+    assert result.evaluations == 12
+    scores = [c.score for c in result.candidates]
+    assert len(set(scores)) > 1
+    assert {"diswot_semantic", "diswot_relation", "params"} <= result.best.extras.keys()
+    unique = list({c.arch: c for c in result.candidates}.values())
+    rows = score_candidates(teacher, [c.arch for c in unique], _batch(), ["diswot"], seed=0)
+    by_arch = {c.arch: c.score for c in unique}
+    ranked = sorted(by_arch, key=lambda a: -by_arch[a])
+    # the whole population's ranks: the same ordering as scoring the distinct archs together
+    assert ranked == sorted(
+        by_arch, key=lambda a: -next(r["diswot"] for r in rows if r["arch"] == a.model_dump())
+    )
+    top = [c.arch for c in result.top_k(3)]
+    assert top == ranked[:3]
+
+
+def test_population_fitness_picks_by_rank_not_sampling_order(teacher) -> None:
+    """A population-level fitness whose best are sampled last: the pick is not the first sampled."""
+
+    class Reverse:
+        calls = 0
+
+        def __call__(self, arch: StudentArch) -> dict[str, float]:
+            self.calls += 1
+            return {"score": 0.0, "order": float(self.calls)}
+
+        def combine(self, rows):  # ranks: later evaluations score higher
+            return [r["order"] / len(rows) for r in rows]
+
+    space = StudentSpace(layers=[1, 2, 3], hidden_per_head=8, heads=[1, 2, 4], ffn_ratios=[1, 2])
+    result = random_search(space, Reverse(), teacher, evaluations=6, cache=False, log=None)
+    assert [c.index for c in result.top_k(2)] == [5, 4]
