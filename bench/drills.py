@@ -139,9 +139,10 @@ def kill_drills(home: Path, url: str, roots: Path, teacher: Path) -> list[Row]:
 
 
 @contextmanager
-def database(backend: str, folder: Path) -> Iterator[str]:
+def databases(backend: str, folder: Path) -> Iterator[Callable[[str], str]]:
+    """A maker of empty databases, one per drill group (the API drills queue ~90 jobs no worker may see)."""
     if backend == "sqlite":
-        yield f"sqlite:///{folder / 'db.sqlite'}"
+        yield lambda name: f"sqlite:///{folder / f'{name}.sqlite'}"
         return
     sys.path.insert(0, str(REPO / "tests"))
     from pg import find_pg_bin, throwaway_server
@@ -149,7 +150,7 @@ def database(backend: str, folder: Path) -> Iterator[str]:
     bindir = find_pg_bin()
     assert bindir is not None, "PostgreSQL is not installed"
     with throwaway_server(bindir) as server:
-        yield server.create_database()
+        yield lambda _name: server.create_database()
 
 
 def main() -> None:
@@ -165,16 +166,19 @@ def main() -> None:
         roots = Path(tmp) / "imports"
         teacher = make_tiny_teacher(roots / "teacher")
         for backend in ("sqlite", "postgresql") if args.backend == "both" else (args.backend,):
-            with database(backend, Path(tmp)) as url:
+            with databases(backend, Path(tmp)) as new_db:
                 home = Path(tmp) / f"home-{backend}"
                 if args.only in ("api", "all"):
                     rows += [
-                        (backend, r) for r in api_drills(home / "api", url, roots, teacher, args.fuzz_seconds)
+                        (backend, r)
+                        for r in api_drills(home / "api", new_db("api"), roots, teacher, args.fuzz_seconds)
                     ]
                 if args.only in ("kills", "all"):
-                    rows += [(backend, r) for r in kill_drills(home / "kills", url, roots, teacher)]
+                    rows += [
+                        (backend, r) for r in kill_drills(home / "kills", new_db("kills"), roots, teacher)
+                    ]
                 if args.only in ("node", "all") and backend == "postgresql":
-                    rows.append((backend, drill_node_kill(url, teacher, home / "node")))
+                    rows.append((backend, drill_node_kill(new_db("node"), teacher, home / "node")))
     print(f"| {'drill':28} | backend    | {'expected':52} | observed | pass |")
     print(f"|{'-' * 30}|------------|{'-' * 54}|----------|------|")
     for backend, (name, expected, observed, ok) in rows:
