@@ -24,7 +24,8 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         return
     os.environ.update(local_only_ray_env())
     _reload_ray_settings()
-    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    # address="local": always a Ray of our own, never a cluster another process started on this machine
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
 
 
 def _reload_ray_settings() -> None:
