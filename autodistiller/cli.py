@@ -101,6 +101,7 @@ def _add_service_verbs(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("worker", help="claim queued jobs from the database and run them")
     p.add_argument("--ray-address", default=None, help="join a Ray cluster (default: start Ray in-process)")
     p.add_argument("--once", action="store_true", help="exit when no job is left")
+    p.add_argument("--worker-id", default=None, help="its id in the database (default: host + random)")
     p.add_argument(
         "--stale-after", type=float, default=30.0, help="seconds without heartbeat before a job is taken over"
     )

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 from store.settings import Settings
 from store.states import JobState
@@ -150,14 +155,49 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     import logging
 
+    from store.jobs import release_jobs
     from workers.worker import Worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    worker = Worker(settings, ray_address=args.ray_address, stale_after_s=args.stale_after)
+    worker = Worker(
+        settings, worker_id=args.worker_id, ray_address=args.ray_address, stale_after_s=args.stale_after
+    )
     print(f"worker {worker.worker_id}: waiting for jobs in {worker.settings.database_url}", flush=True)
-    n = worker.run(once=args.once)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # Ray's own handler, once it starts, does the same
+    supervised = os.environ.get(SUPERVISED_ENV) == "1" and os.getpgid(0) == os.getpid()
+    if supervised:
+        threading.Thread(target=_end_with_parent, args=(worker,), daemon=True).start()
+    try:
+        n = worker.run(once=args.once)
+    except (KeyboardInterrupt, SystemExit):  # SIGTERM (serve stopping, or killed: PR_SET_PDEATHSIG), Ctrl-C
+        released = release_jobs(worker.db, worker.worker_id)
+        print(f"worker {worker.worker_id}: stopped; {released} job(s) released", flush=True)
+        if supervised:
+            os.killpg(os.getpid(), signal.SIGKILL)  # our Ray too: two of its agents ignore SIGTERM
+        return 0
     print(f"worker {worker.worker_id}: processed {n} job(s)")
     return 0
+
+
+SUPERVISED_ENV = "AUTODISTILLER_SUPERVISED"  # set by `serve` for the workers it starts, each in its own group
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _end_with_parent(worker: Any) -> None:
+    """A supervised worker whose ``serve`` died (even by SIGKILL) releases its job and ends its whole process
+    group, its Ray included — whatever became of SIGTERM (Ray's handler, a library that caught SystemExit)."""
+    from store.jobs import release_jobs
+
+    parent = os.getppid()
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    try:
+        release_jobs(worker.db, worker.worker_id)
+    finally:
+        os.killpg(os.getpid(), signal.SIGKILL)
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:

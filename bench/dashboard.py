@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 
 from bench.api import seed_job, server
+from service.session import COOKIE, make_token
 from store import create_key, make_engine, session_factory, upgrade
 from tests.service.test_dashboard import CHROMIUM, CHROMIUM_ARGS
 
@@ -57,7 +58,7 @@ def main() -> None:
                 teacher = http.post("/v1/teachers", json={"base": "minilm"})
                 job_id = seed_job(db, key_row.id, ds.json(), teacher.json(), args.trials)
             page_url = f"{base}/ui/jobs/{job_id}"
-            cookies = {"autodistiller_key": key}
+            cookies = {COOKIE: make_token(key_row)}
             server_ms, size = [], 0
             with httpx.Client(cookies=cookies, timeout=60) as http:
                 http.get(page_url)  # warm-up
@@ -72,7 +73,7 @@ def main() -> None:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 context = browser.new_context(viewport={"width": 1400, "height": 900})
-                context.add_cookies([{"name": "autodistiller_key", "value": key, "url": base}])
+                context.add_cookies([{"name": COOKIE, "value": make_token(key_row), "url": base}])
                 page = context.new_page()
                 page.goto(page_url)  # warm-up
                 for _ in range(args.repeat):

@@ -31,8 +31,10 @@ def check_model_folder(folder: Path) -> None:
         cfg = json.loads(config.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ModelError(f"{config} is not valid JSON: {e}") from None
-    if "auto_map" in cfg:
-        raise ModelError(f"{config} asks for custom code (auto_map); remote code is never run")
+    if "auto_map" in cfg or cfg.get("trust_remote_code"):
+        raise ModelError(
+            f"{config} asks for custom code (auto_map or trust_remote_code); remote code is never run"
+        )
     if cfg.get("model_type") not in transformers.CONFIG_MAPPING:
         raise ModelError(f"{config}: unknown model_type {cfg.get('model_type')!r}")
     files = [p for p in folder.iterdir() if p.is_file()]
@@ -88,6 +90,9 @@ def load_classifier(
         )
     except OSError as e:
         raise ModelError(f"could not load model {source}: {e}") from None
+    except (RuntimeError, ValueError, TypeError, KeyError) as e:  # weights that do not fit the config
+        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+        raise ModelError(f"model {source}: its weights do not match its config.json ({first})") from None
     missing = sorted(info["missing_keys"])
     if complete and missing:
         shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")

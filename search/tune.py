@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 
 import optuna
 
+from search.cluster import ensure_ray, fail_stale_trials, local_only_ray_env  # noqa: F401  (re-exported)
 from search.pareto import feasible, has_metrics, pareto_front, violations
 from search.space import SearchSpace
 from search.tune_events import FINISHED, SearchCallbacks, SearchResult, TrialRecord, abort_stopper, bridge
@@ -30,23 +30,6 @@ log = logging.getLogger(__name__)
 TrainableFn = Callable[
     [dict[str, Any], dict[str, Any], Callable[[dict[str, Any]], None]], "dict[str, Any] | None"
 ]
-
-
-def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Start Ray once: join the cluster at ``address`` (e.g. ``"ray://head:10001"`` or ``"auto"``), else
-    start an in-process single-machine Ray with ``num_cpus`` CPUs, no dashboard, no usage stats and no
-    token authentication (Ray 2.60 turns it on by default; a cluster keeps whatever its head uses).
-    Does nothing if Ray is already initialised."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if address:
-        ray.init(address=address, log_to_driver=False)
-        return
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
 
 
 @dataclass

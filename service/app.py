@@ -14,8 +14,9 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Match
 
 from distill.hf import ModelError
 from distill.registry import UnknownComponentError
@@ -58,6 +59,14 @@ async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
     yield
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _answers(app: FastAPI, scope: dict) -> bool:
+    """Whether some route of ``app`` takes ``scope``'s path and method."""
+    return any(route.matches(scope)[0] is Match.FULL for route in app.router.routes)
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The API for ``settings``; migrates the database first."""
     upgrade(settings.database_url)
@@ -87,6 +96,14 @@ def create_app(settings: Settings) -> FastAPI:
         @app.exception_handler(error)
         async def _unusable(_: Request, e: Exception) -> JSONResponse:
             return JSONResponse({"detail": str(e).strip("'\"")}, status_code=422)
+
+    @app.options("/{path:path}", include_in_schema=False)
+    def _options(request: Request) -> Response:
+        """Every method the path answers, in ``Allow`` (Starlette's 405 names only the first route's)."""
+        allowed = sorted(m for m in _METHODS if _answers(app, {**request.scope, "method": m}))
+        if not allowed:
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
+        return Response(status_code=204, headers={"Allow": ", ".join([*allowed, "OPTIONS"])})
 
     @app.get("/v1/health", response_model=Health, tags=["service"], summary="Liveness and version")
     def health() -> Health:

@@ -9,11 +9,11 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.session import COOKIE, key_for_token
 from store import ApiKey, Dataset, Job, TeacherEntry, Trial, get_entry, get_job, get_trial, key_for
 from store.inputs import Entry
 from store.settings import Settings
 
-COOKIE = "autodistiller_key"  # the dashboard's session: the key, HttpOnly and SameSite=Strict
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <API key>`")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Or the key in `X-API-Key`.")
 
@@ -37,8 +37,9 @@ def api_key(
     """The caller's live API key, or 401. The dashboard's cookie counts for reads only (GET), so a page can
     follow a job's events, but no cookie-carrying request can change anything through the API."""
     given = bearer.credentials if bearer is not None else header
-    if not given and request.method in ("GET", "HEAD"):
-        given = request.cookies.get(COOKIE)
+    session = request.cookies.get(COOKIE) if request.method in ("GET", "HEAD") else None
+    if not given and session and (key := key_for_token(ctx.db, session)) is not None:
+        return key
     if not given:
         raise HTTPException(
             401,

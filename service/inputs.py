@@ -7,21 +7,23 @@ server-side path must lie under ``Settings.allowed_roots``; uploads live under `
 
 from __future__ import annotations
 
+import re
 import shutil
+from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from distill.assets import minilm_dir
 from distill.data import BUILTINS, TextTask, check_label_compatibility, load_subset
-from distill.hf import load_classifier
+from distill.hf import ModelError, load_classifier
 from distill.profile import dataset_profile
 from distill.student import count_params
 from distill.tables import FILE_SUFFIXES, DataError
 from distill.teacher import load_teacher
 from service.schemas import DatasetIn, TeacherIn
-from service.uploads import guard_path, safe_extract, save_upload
+from service.uploads import UploadError, guard_path, safe_extract, save_upload
 from store import Dataset, Db, TeacherEntry, add_entry
 from store.models import new_id
 from store.settings import Settings
@@ -29,6 +31,11 @@ from store.spec import DatasetRef, TeacherRef
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 EXAMPLES_SHOWN = 3
+MAX_CLASSES = 1000
+MIN_PER_CLASS = 2
+MAX_EXPANSION = 20
+# A Hugging Face Hub id: `name` or `org/name`, each part word characters, `-` and `.`, never `..` or `--`.
+HUB_ID = re.compile(r"^(?!.*(\.\.|--))[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 
 
 def clean_name(text: str | None, fallback: str) -> str:
@@ -37,9 +44,46 @@ def clean_name(text: str | None, fallback: str) -> str:
     return name or fallback
 
 
-def _is_local(source: str) -> bool:
-    """A server-side path, as opposed to a Hub name (``org/name`` or a bare name)."""
-    return source.startswith(("/", ".", "~")) or Path(source).suffix.lower() in FILE_SUFFIXES
+def _is_local(source: str, settings: Settings, what: str) -> bool:
+    """A server-side path (checked against the import roots), as opposed to a Hub id.
+
+    Anything that is not strictly shaped like a Hub id is a path; so is a Hub-shaped name that exists under
+    the first import root. A Hub-shaped name that exists relative to the server's working directory is
+    refused (``_hub_unreachable``) rather than loaded: the loaders would take the local folder.
+    """
+    if source.startswith(("/", ".", "~")) or Path(source).suffix.lower() in FILE_SUFFIXES:
+        return True
+    if not HUB_ID.match(source):
+        return True
+    roots = settings.allowed_roots
+    try:
+        under_root = bool(roots) and (Path(roots[0]).expanduser() / source).exists()
+        shadowed = Path(source).exists()
+    except (OSError, ValueError):  # a name too long for the file system
+        raise _hub_unreachable(source, what) from None
+    if under_root:
+        return True
+    if shadowed:
+        raise _hub_unreachable(source, what)
+    return False
+
+
+def _hub_unreachable(source: str, what: str) -> UploadError:
+    """The one answer for a Hub id that cannot be used, whatever the reason, so that it says nothing about
+    the server's files."""
+    return UploadError(
+        f"`{source[:200]}` is not a {what} this server can load from the Hugging Face Hub (no network, or no "
+        f"such id); a server-side file or folder is given by its path under the allowed folders"
+    )
+
+
+@contextmanager
+def _hub_errors(source: str, what: str) -> Iterator[None]:
+    """Loading a Hub id: every failure becomes the same ``_hub_unreachable`` answer."""
+    try:
+        yield
+    except (DataError, ModelError, OSError) as e:
+        raise _hub_unreachable(source, what) from e
 
 
 def _profile(task: TextTask) -> dict[str, Any]:
@@ -59,7 +103,22 @@ def _load(ref: DatasetRef) -> TextTask:
         raise DataError(
             f"too few examples: {len(task.train)} for training and {len(task.validation)} for validation"
         )
+    _check_classes(task)
     return task
+
+
+def _check_classes(task: TextTask) -> None:
+    """Refuse label sets no classifier can learn: more than ``MAX_CLASSES`` classes, or most classes with
+    fewer than ``MIN_PER_CLASS`` training examples (a label column that is really an id)."""
+    counts = Counter(ex.label for ex in task.train)
+    if task.num_labels > MAX_CLASSES:
+        raise DataError(f"{task.num_labels:,} classes: at most {MAX_CLASSES:,} classes are supported")
+    rare = sum(1 for c in range(task.num_labels) if counts.get(c, 0) < MIN_PER_CLASS)
+    if rare > task.num_labels / 2:
+        raise DataError(
+            f"{rare:,} of {task.num_labels:,} classes have fewer than {MIN_PER_CLASS} training examples: "
+            "is the label column an id? Each class needs examples to learn from"
+        )
 
 
 def register_dataset(db: Db, settings: Settings, body: DatasetIn, owner: str | None) -> Dataset:
@@ -67,7 +126,7 @@ def register_dataset(db: Db, settings: Settings, body: DatasetIn, owner: str | N
     ref = DatasetRef.model_validate(body.model_dump())
     if ref.source in BUILTINS:
         kind = "builtin"
-    elif _is_local(ref.source):
+    elif _is_local(ref.source, settings, "dataset"):
         kind = "path"
         ref = ref.model_copy(update={"source": str(guard_path(ref.source, settings.allowed_roots))})
     else:
@@ -75,7 +134,11 @@ def register_dataset(db: Db, settings: Settings, body: DatasetIn, owner: str | N
     extra = {k: getattr(ref, k) for k in ("validation_source", "test_source") if getattr(ref, k)}
     # a separate split file is a server-side path like any other: under the import roots
     ref = ref.model_copy(update={k: str(guard_path(v, settings.allowed_roots)) for k, v in extra.items()})
-    task = _load(ref)
+    if kind == "hub":
+        with _hub_errors(ref.source, "dataset"):
+            task = _load(ref)
+    else:
+        task = _load(ref)
     name = body.name or clean_name(task.name, "dataset")
     return add_entry(
         db, Dataset, owner=owner, name=name, kind=kind, ref=ref.model_dump(), profile=_profile(task)
@@ -164,13 +227,13 @@ def register_teacher(db: Db, settings: Settings, body: TeacherIn, owner: str | N
     if ref.base == "minilm":
         kind, profile = "base", _base_profile(minilm_dir())
     else:
-        if _is_local(source):
+        local = _is_local(source, settings, "model")
+        if local:
             source = str(guard_path(source, settings.allowed_roots))  # loading below checks the folder
-            kind = "path" if ref.path else "base"
-        else:
-            kind = "hub" if ref.path else "base"
+        kind = ("path" if local else "hub") if ref.path else "base"
         ref = ref.model_copy(update={"path": source} if ref.path else {"base": source})
-        profile = _teacher_profile(source) if ref.path else _base_profile(source)
+        with _hub_errors(source, "model") if not local else nullcontext():
+            profile = _teacher_profile(source) if ref.path else _base_profile(source)
     name = body.name or clean_name(Path(source).name or source, "teacher")
     return add_entry(
         db, TeacherEntry, owner=owner, name=name, kind=kind, ref=ref.model_dump(), profile=profile
@@ -182,7 +245,8 @@ def register_uploaded_teacher(
 ) -> TeacherEntry:
     """``archive`` was saved under ``uploads/teachers/<entry_id>/``: extract it safely, load, profile."""
     with _removed_on_error(archive.parent):
-        model_dir = safe_extract(archive, archive.parent / "model", max_bytes=4 * settings.max_upload_bytes)
+        limit = extract_limit(settings, archive)
+        model_dir = safe_extract(archive, archive.parent / "model", max_bytes=limit)
         archive.unlink()
         profile = _teacher_profile(model_dir)  # loading checks the folder (safetensors, no remote code)
         size = sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file())
@@ -198,6 +262,12 @@ def register_uploaded_teacher(
             size=size,
             entry_id=entry_id,
         )
+
+
+def extract_limit(settings: Settings, archive: Path) -> int:
+    """Bytes an uploaded archive may expand to: 4× the upload limit, and at most ``MAX_EXPANSION`` × its own
+    size (+16 MB): model weights barely compress, so a small archive that claims gigabytes is a bomb."""
+    return min(4 * settings.max_upload_bytes, MAX_EXPANSION * archive.stat().st_size + (16 << 20))
 
 
 def check_pair(dataset: Dataset, teacher: TeacherEntry) -> None:

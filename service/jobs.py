@@ -31,6 +31,7 @@ from store import (
     trial_for_pipeline,
     utcnow,
 )
+from store.jobs import IdempotencyConflict
 from store.models import Trial
 from store.results import measured_why, trial_rows
 from store.spec import JobBudget
@@ -90,16 +91,19 @@ def queue_job(ctx: Context, key: ApiKey, body: JobRequest, idempotency_key: str 
         check_pair(dataset, teacher)
     except DataError as e:
         raise HTTPException(422, f"teacher and dataset do not match: {e}") from None
-    return create_job(
-        ctx.db,
-        dataset=dataset.ref,
-        teacher=teacher.ref,
-        budget=body.budget.model_dump(mode="json"),
-        owner=key.id,
-        idempotency_key=idempotency_key,
-        dataset_id=dataset.id,
-        teacher_id=teacher.id,
-    )
+    try:
+        return create_job(
+            ctx.db,
+            dataset=dataset.ref,
+            teacher=teacher.ref,
+            budget=body.budget.model_dump(mode="json"),
+            owner=key.id,
+            idempotency_key=idempotency_key,
+            dataset_id=dataset.id,
+            teacher_id=teacher.id,
+        )
+    except IdempotencyConflict as e:
+        raise HTTPException(422, str(e)) from None
 
 
 def recommendation_out(ctx: Context, job: Job) -> RecommendationOut:

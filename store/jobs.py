@@ -10,7 +10,7 @@ serialises writers, PostgreSQL re-evaluates the WHERE clause on the locked row).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, and_, func, literal, or_, select, update
@@ -26,6 +26,7 @@ from store.models import (
 )
 from store.states import (
     ACTIVE_STATES,
+    CANCELLED_TRIAL_ERROR,
     JOB_STATES,
     TERMINAL_STATES,
     JobState,
@@ -34,6 +35,17 @@ from store.tx import Db, read, tx
 
 if TYPE_CHECKING:
     pass
+
+
+class IdempotencyConflict(ValueError):
+    """An ``Idempotency-Key`` already used by the owner for a different request."""
+
+
+def _same_request(
+    job: Job, dataset_id: str | None, teacher_id: str | None, budget: Mapping[str, Any]
+) -> bool:
+    asked = (dataset_id, teacher_id, dict(budget))
+    return (job.dataset_id, job.teacher_id, dict(job.budget or {})) == asked
 
 
 def create_job(
@@ -48,13 +60,20 @@ def create_job(
     dataset_id: str | None = None,
     teacher_id: str | None = None,
 ) -> Job:
-    """Queue a job. With an ``idempotency_key`` already used by ``owner``, return that job instead."""
+    """Queue a job. With an ``idempotency_key`` already used by ``owner`` for the same request (dataset,
+    teacher, budget), return that job instead; for another request, raise ``IdempotencyConflict``."""
     budget = dict(budget or {})
 
     def existing(s: Session) -> Job | None:
         q = select(Job).where(Job.idempotency_key == idempotency_key)
         q = q.where(Job.owner.is_(None) if owner is None else Job.owner == owner)
-        return s.scalars(q).first()
+        job = s.scalars(q).first()
+        if job is not None and not _same_request(job, dataset_id, teacher_id, budget):
+            raise IdempotencyConflict(
+                f"this Idempotency-Key was used for job {job.id} with a different request body; "
+                "use a new key for a different job"
+            )
+        return job
 
     try:
         with tx(db) as s:
@@ -187,6 +206,24 @@ def heartbeat(db: Db, job_id: str, worker_id: str) -> bool:
         return res.rowcount == 1
 
 
+def release_jobs(db: Db, worker_id: str) -> int:
+    """Make the active jobs of a worker known to be dead claimable at once (their heartbeat is set long
+    past), instead of after the stale limit; returns how many. Their state and finished trials are kept."""
+    q = update(Job).where(Job.worker_id == worker_id, Job.state.in_(ACTIVE_STATES))
+    long_ago = datetime(2000, 1, 1, tzinfo=UTC)
+    with tx(db) as s:
+        q = q.values(heartbeat_at=long_ago).execution_options(synchronize_session=False)
+        return s.execute(q).rowcount
+
+
+def still_held(db: Db, job_id: str, worker_id: str) -> bool:
+    """Whether ``worker_id`` still holds the job (active, not cancelled, not taken over): a read, cheap
+    enough to poll twice a second so that a cancel stops the search within a second."""
+    q = select(Job.id).where(Job.id == job_id, Job.worker_id == worker_id, Job.state.in_(ACTIVE_STATES))
+    with read(db) as s:
+        return s.scalar(q) is not None
+
+
 def set_state(
     db: Db,
     job_id: str,
@@ -219,8 +256,9 @@ def set_state(
 
 
 def cancel_job(db: Db, job_id: str) -> bool:
-    """Cancel a job that has not ended; its running trials are marked failed. The worker notices at its
-    next heartbeat. Returns ``False`` if the job does not exist or had already ended."""
+    """Cancel a job that has not ended; its running trials are marked failed (a result they report later is
+    still kept: ``finish_trial``). The worker notices within a second (``still_held``). Returns ``False`` if
+    the job does not exist or had already ended."""
     now = utcnow()
     with tx(db) as s:
         done = s.execute(
@@ -233,7 +271,7 @@ def cancel_job(db: Db, job_id: str) -> bool:
             s.execute(
                 update(Trial)
                 .where(Trial.job_id == job_id, Trial.status == "running")
-                .values(status="failed", error="job cancelled", finished_at=now)
+                .values(status="failed", error=CANCELLED_TRIAL_ERROR, finished_at=now)
                 .execution_options(synchronize_session=False)
             )
         return done == 1

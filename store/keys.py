@@ -64,3 +64,10 @@ def ensure_local_key(settings: Settings) -> tuple[str | None, str]:
     with os.fdopen(fd, "w") as f:
         f.write(key + "\n")
     return key, f"API key (new, saved to {path}): {key}"
+
+
+def get_key(db: Db, key_id: str) -> ApiKey | None:
+    """The live (not revoked) key row with id ``key_id``, or ``None``."""
+    q = select(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+    with read(db) as s:
+        return s.scalars(q).first()

@@ -78,27 +78,30 @@ class JobBudget(StrictModel):
     )
     wall_seconds: float | None = Field(
         None,
-        gt=0,
+        ge=30,
         le=7 * 24 * 3600,
-        description="Seconds for the search (its trials), counted from its first trial: teacher fine-tuning "
-        "(bounded by its epochs) and the final test are outside it.",
+        description="Seconds for the search (its trials), counted from its first trial, at least 30: teacher "
+        "fine-tuning (bounded by its epochs) and the final test are outside it.",
     )
     concurrency: int = Field(1, ge=1, le=256)
     cpus_per_trial: float = Field(1.0, gt=0, le=256)
     space: Literal["default", "small"] = "default"
     max_length: int = Field(64, ge=8, le=512)
     epochs: list[Annotated[int, Field(ge=1, le=100)]] | None = Field(
-        None, description="Epoch counts the search may pick (default: preset's)."
+        None, min_length=1, max_length=20, description="Epoch counts the search may pick (default: preset's)."
     )
     early_stopping: bool = Field(True, description="ASHA stops poor trials early on validation accuracy.")
     objectives: list[Literal["accuracy", "params", "latency_ms"]] = Field(
         default_factory=lambda: ["accuracy"]
     )
     max_params: int | None = Field(
-        None, ge=1000, description="Every student has at most this many parameters."
+        None,
+        ge=100_000,
+        description="Every student has at most this many parameters (a student keeps the teacher's "
+        "vocabulary: the smallest BERT student of a 30k-token vocabulary has ~250k).",
     )
     max_latency_ms: float | None = Field(
-        None, gt=0, description="Every student's CPU latency (1×max_length)."
+        None, ge=0.1, le=600_000, description="Every student's CPU latency (1×max_length)."
     )
     target_ratio: float | None = Field(
         None,

@@ -32,3 +32,4 @@ TERMINAL_STATES = (JobState.FINISHED, JobState.FAILED, JobState.CANCELLED)
 TRIAL_STATUSES = tuple(TrialStatus)
 FINISHED_STATUSES = (TrialStatus.COMPLETED, TrialStatus.PRUNED, TrialStatus.FAILED)
 SCORED_STATUSES = (TrialStatus.COMPLETED, TrialStatus.PRUNED)  # trials with a measured accuracy
+CANCELLED_TRIAL_ERROR = "job cancelled"  # the error of a trial that was running when its job was cancelled

@@ -14,6 +14,7 @@ from store.models import (
     utcnow,
 )
 from store.states import (
+    CANCELLED_TRIAL_ERROR,
     FINISHED_STATUSES,
     SCORED_STATUSES,
     TrialStatus,
@@ -85,6 +86,10 @@ def record_epoch(db: Db, trial_id: int, metrics: Mapping[str, Any]) -> None:
         trial.epochs = [*trial.epochs, dict(metrics)]
 
 
+def _cancelled(trial: Trial) -> bool:
+    return trial.status == TrialStatus.FAILED and trial.error == CANCELLED_TRIAL_ERROR
+
+
 def finish_trial(
     db: Db,
     trial_id: int,
@@ -114,8 +119,11 @@ def finish_trial(
         # PostgreSQL: lock the job row so concurrent finishes of one job count each other.
         job = s.get(Job, trial.job_id, with_for_update=True, populate_existing=True)
         assert job is not None  # foreign key
-        if trial.status != "running":
+        if trial.status != "running" and not _cancelled(trial):
             raise TrialStateError(f"trial {trial_id} already {trial.status}")
+        if _cancelled(trial) and status == TrialStatus.FAILED:
+            return trial  # the cancel already ended it
+        # (a result reported after its job was cancelled is real: it replaces the cancel's `failed`)
         trial.status = status
         trial.finished_at = utcnow()
         trial.error = error

@@ -61,32 +61,9 @@ def one_thread():
 @pytest.fixture(scope="session")
 def tiny_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer, 64-wide BERT teacher with MiniLM's vocabulary, fine-tuned briefly on Rotten Tomatoes."""
-    import transformers
+    from bench.tiny import make_tiny_teacher
 
-    from distill.assets import minilm_dir
-    from distill.data import load_task
-    from distill.encoding import encode_fixed
-    from distill.export import save_model
-    from distill.hf import load_tokenizer
-    from distill.pipeline import LogitLossSpec, Pipeline, Training
-    from distill.trainer import train_model
-
-    task = load_task("rotten_tomatoes").subset(400, 100, seed=1)
-    tok = load_tokenizer(minilm_dir())
-    cfg = transformers.BertConfig(
-        vocab_size=tok.vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=128, max_position_embeddings=64, num_labels=2,
-        id2label={0: "rotten", 1: "fresh"}, label2id={"rotten": 0, "fresh": 1},
-    )  # fmt: skip
-    torch.manual_seed(0)
-    model = transformers.BertForSequenceClassification(cfg)
-    ident = torch.arange(2)
-    train, val = (encode_fixed(x, tok, 32, ident) for x in (task.train, task.validation))
-    recipe = Pipeline(
-        loss=LogitLossSpec(name="ce_only", kd_weight=0.0), training=Training(lr=1e-3, epochs=1, max_length=32)
-    )
-    train_model(model, train, val, recipe, progress=False)
-    return save_model(model, tok, tmp_path_factory.mktemp("tiny-teacher"), card={"role": "teacher"})
+    return make_tiny_teacher(tmp_path_factory.mktemp("tiny-teacher"))
 
 
 @pytest.fixture(scope="module")

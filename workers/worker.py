@@ -17,9 +17,10 @@ from collections.abc import Callable
 from typing import Any
 
 from distill.pipeline import Pipeline
+from search.cluster import ensure_ray, fail_stale_trials
 from search.space import SearchSpace
 from search.trainable import TrialInputs, run_trial
-from search.tune import TuneBudget, ensure_ray, run_search
+from search.tune import TuneBudget, run_search
 from store import jobs, trials
 from store.models import Job, Trial
 from store.session import make_engine, normalize_url, session_factory, upgrade
@@ -32,6 +33,7 @@ from workers.recorder import TrialRecorder
 from workers.stages import JobRun
 
 log = logging.getLogger(__name__)
+CANCEL_POLL_S = 0.5
 
 
 class JobAborted(Exception):
@@ -96,8 +98,20 @@ class Worker:
             beat.join()
 
     def _heartbeat(self, job_id: str, abort: threading.Event) -> None:
-        while not abort.wait(self.heartbeat_s):
-            if not jobs.heartbeat(self.db, job_id, self.worker_id):
+        """Beat every ``heartbeat_s``; in between, look every ``CANCEL_POLL_S`` whether the job is still
+        ours, so a cancel (or a takeover) aborts the search within a second."""
+        next_beat = time.monotonic() + self.heartbeat_s
+        while not abort.wait(min(CANCEL_POLL_S, self.heartbeat_s)):
+            try:
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + self.heartbeat_s
+                    held = jobs.heartbeat(self.db, job_id, self.worker_id)
+                else:
+                    held = jobs.still_held(self.db, job_id, self.worker_id)
+            except Exception:  # the database is briefly unreachable: try again at the next tick
+                log.warning("job %s: heartbeat failed", job_id, exc_info=True)
+                continue
+            if not held:
                 abort.set()
 
     def _state(self, job_id: str, state: str, abort: threading.Event, **kw: Any) -> None:
@@ -123,6 +137,8 @@ class Worker:
         run.state(JobState.SEARCHING, progress_text=f"{len(finished)}/{spec.budget.trials} trials")
         ensure_ray(self.ray_address, self.num_cpus)
         run.search_started = time.time()  # the wall budget is the search's: fine-tuning is outside it
+        if job.attempts > 1:  # an earlier attempt died: its Optuna trials in flight will never end
+            fail_stale_trials(self._optuna_url(), f"job-{job.id}-")
         self._search_first(run, space, inputs, recorder, finished, predicted)
         self._search(run, space, inputs, recorder, "search", [], early_stopping=spec.budget.early_stopping)
         finish(run, prof, recorder)
@@ -203,10 +219,13 @@ class Worker:
             name=f"job-{job.id}-{job.attempts}-{stage}",
             seed=b.seed,
             should_stop=run.abort.is_set,
-            optuna_storage=normalize_url(self.settings.database_url).render_as_string(hide_password=False),
+            optuna_storage=self._optuna_url(),
         )
         if run.abort.is_set():
             raise JobAborted
+
+    def _optuna_url(self) -> str:
+        return normalize_url(self.settings.database_url).render_as_string(hide_password=False)
 
     def _done(self, job_id: str, space: SearchSpace) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
         """Finished trials as the search's ``done``: (params, metrics or None if it failed)."""

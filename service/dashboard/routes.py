@@ -1,8 +1,9 @@
 """The dashboard's pages (``/ui``): jobs, a job's live progress, leaderboard and plots, a trial.
 
 Server-rendered (Jinja2), with inline SVG plots (``plots``) and one small script for live updates; every asset
-is served by the app. A page reads with the key kept in an HttpOnly, SameSite=Strict cookie (set by the login
-form); the only page that changes anything is the job form, which submits through the API's own checks.
+is served by the app. A page reads with a signed session token (``service.session``, never the key) in an
+HttpOnly, SameSite=Strict cookie set by the login form; every form POST must come from this server's own pages
+(Origin) and the job form also carries the session's CSRF token; it submits through the API's own checks.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import jinja2
-from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -25,10 +26,19 @@ from starlette.concurrency import run_in_threadpool
 from distill.pipeline import Pipeline, describe
 from search.importance import importance_caveat, pipeline_importance
 from service.dashboard import plots
-from service.deps import COOKIE, Context, Ctx, owned_job, owned_trial
+from service.deps import Context, Ctx, owned_job, owned_trial
 from service.jobs import job_out, queue_job, recommendation_out
 from service.routes.common import error_list
 from service.schemas import JobRequest
+from service.session import (
+    COOKIE,
+    SESSION_SECONDS,
+    check_csrf,
+    check_origin,
+    csrf_token,
+    key_for_token,
+    make_token,
+)
 from store import (
     SORT_KEYS,
     ApiKey,
@@ -79,11 +89,13 @@ class LoginRequired(Exception):
 
 
 def page_key(request: Request, ctx: Context) -> ApiKey:
-    key = request.cookies.get(COOKIE)
-    row = key_for(ctx.db, key) if key else None
+    row = key_for_token(ctx.db, request.cookies.get(COOKIE))
     if row is None:
         raise LoginRequired
     return row
+
+
+SameOrigin = Depends(check_origin)
 
 
 def login_redirect(request: Request, _: LoginRequired) -> Response:
@@ -108,19 +120,22 @@ def login_form(request: Request, next: str | None = None) -> Response:
     return templates.TemplateResponse(request, "login.html", {"next": _safe_next(next), "error": None})
 
 
-@router.post("/login", response_class=HTMLResponse)
+@router.post("/login", response_class=HTMLResponse, dependencies=[SameOrigin])
 def login(
     request: Request, ctx: Ctx, key: Annotated[str, Form()], next: Annotated[str, Form()] = ""
 ) -> Response:
-    if key_for(ctx.db, key.strip()) is None:
+    row = key_for(ctx.db, key.strip())
+    if row is None:
         context = {"next": _safe_next(next), "error": "unknown or revoked API key"}
         return templates.TemplateResponse(request, "login.html", context, status_code=401)
     response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(COOKIE, key.strip(), httponly=True, samesite="strict", max_age=30 * 24 * 3600)
+    response.set_cookie(
+        COOKIE, make_token(row), httponly=True, samesite="strict", max_age=SESSION_SECONDS, path="/"
+    )
     return response
 
 
-@router.post("/logout")
+@router.post("/logout", dependencies=[SameOrigin])
 def logout() -> Response:
     response = RedirectResponse("/ui/login", status_code=303)
     response.delete_cookie(COOKIE)
@@ -141,6 +156,7 @@ def _jobs_page(request: Request, ctx: Context, key: ApiKey, *, error: str | None
         "datasets": datasets,
         "teachers": teachers,
         "error": error,
+        "csrf": csrf_token(key, request.cookies.get(COOKIE, "")),
     }
     return templates.TemplateResponse(request, "jobs.html", context, status_code=status)
 
@@ -150,7 +166,7 @@ def jobs_page(request: Request, ctx: Ctx) -> Response:
     return _jobs_page(request, ctx, page_key(request, ctx))
 
 
-@router.post("/jobs", response_class=HTMLResponse)
+@router.post("/jobs", response_class=HTMLResponse, dependencies=[SameOrigin])
 def submit_form(
     request: Request,
     ctx: Ctx,
@@ -163,9 +179,11 @@ def submit_form(
     target_ratio: Annotated[str, Form()] = "",
     space: Annotated[str, Form()] = "default",
     epochs: Annotated[str, Form()] = "",
+    csrf: Annotated[str, Form()] = "",
 ) -> Response:
     """The job form: the same checks as ``POST /v1/jobs``; a bad field re-renders the form with why."""
     key = page_key(request, ctx)
+    check_csrf(key, request.cookies.get(COOKIE, ""), csrf)
     fields: dict[str, Any] = {
         "trials": trials, "wall_seconds": wall_seconds, "max_params": max_params,
         "max_latency_ms": max_latency_ms, "target_ratio": target_ratio, "space": space,

@@ -54,7 +54,11 @@ SortKey = Literal[tuple(k for name in SORT_KEYS for k in (name, f"-{name}"))]  #
     dependencies=[Depends(require_json)],
     response_model=JobOut,
     summary="Submit a distillation job",
-    responses={404: {"description": "Unknown dataset or teacher"}, 422: {"description": "Bad request"}},
+    responses={
+        404: {"description": "Unknown dataset or teacher"},
+        415: {"description": "The body is not JSON"},
+        422: {"description": "Bad request, or an Idempotency-Key reused for another request"},
+    },
 )
 def submit_job(
     body: JobRequest,

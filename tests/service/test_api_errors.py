@@ -187,7 +187,7 @@ def test_bad_teacher_json(api: Api) -> None:
             "epochs",
         )
         refused(post("/v1/teachers", json={"path": "nobody/nothing"}, headers=api.a), 422, "nobody/nothing")
-        refused(post("/v1/teachers", json={"path": "bert"}, headers=api.a), 422, "neither an existing folder")
+        refused(post("/v1/teachers", json={"path": "bert"}, headers=api.a), 422, "not a model", "hub")
         r = api.client.post(
             "/v1/teachers", files={"file": ("m.zip", b"x")}, data={"bogus": "1"}, headers=api.a
         )

@@ -45,7 +45,7 @@ def test_label_mismatch(api: Api) -> None:
         ({"trials": 1}, ["trials", "greater than or equal to 2"]),
         ({"trials": 10**6}, ["trials", "less than or equal to 10000"]),
         ({"concurrency": 0}, ["concurrency", "greater than or equal to 1"]),
-        ({"wall_seconds": -5}, ["wall_seconds", "greater than 0"]),
+        ({"wall_seconds": -5}, ["wall_seconds", "greater than or equal to 30"]),
         ({"objectives": ["params"]}, ["objectives start with `accuracy`"]),
         ({"objectives": ["accuracy", "accuracy"]}, ["each once"]),
         ({"objectives": ["accuracy", "size"]}, ["objectives", "latency_ms"]),

@@ -186,8 +186,13 @@ def test_read_only_cookie_cannot_change_anything(browser, server) -> None:
     """The dashboard's cookie lets a page read through the API, never write: a cross-site-style POST with only
     the cookie is refused, and the job list is unchanged."""
     context = browser.new_context()
-    context.add_cookies([{"name": "autodistiller_key", "value": server["key"], "url": server["url"]}])
     page = context.new_page()
+    login = page.request.post(
+        server["url"] + "/ui/login", form={"key": server["key"]}, headers={"Origin": server["url"]}
+    )
+    assert login.ok
+    cookie = next(c for c in context.cookies() if c["name"] == "autodistiller_session")
+    assert server["key"] not in cookie["value"]  # the session is a signed token, not the key
     before = server["api"].jobs().total
     r = page.request.post(
         server["url"] + "/v1/jobs",
