@@ -59,7 +59,7 @@ def test_unchanged_notices_rows_and_files(api: Api) -> None:
         ("reviews.csv", ("text,sentiment\n" + ROWS).encode(), ["no label column `label`", "text, sentiment"]),
         ("reviews.csv", ("text,label\n" + "".join(f"r{i},pos\n" for i in range(30))).encode(), ["one class"]),
         ("reviews.csv", b"text,label\n", ["zero rows"]),
-        ("reviews.csv", b"text,label\na,0\nb,1\n", ["too few examples"]),
+        ("reviews.csv", b"text,label\na,0\nb,1\n", ["too few"]),
         ("reviews.json", b"{not json", ["could not parse", "JSON"]),
         ("reviews.xlsx", GOOD_CSV, ["unsupported file type `.xlsx`", ".csv"]),
         ("reviews", GOOD_CSV, ["unsupported file type", ".parquet"]),
