@@ -124,28 +124,26 @@ def serving(home: Path, url: str, workers: int, roots: Path, port: int | None = 
         srv.http.close()
 
 
-def _children(pid: int) -> list[int]:
+def live_processes(field: int, value: int) -> list[int]:
+    """Live (not zombie) processes whose /proc stat field ``field`` (after the name: 1 = parent pid,
+    2 = process group) equals ``value``."""
     out = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == pid and fields[0] != "Z":
+        if int(fields[field]) == value and fields[0] != "Z":
             out.append(int(stat.parent.name))
     return out
+
+
+def _children(pid: int) -> list[int]:
+    return live_processes(1, pid)
 
 
 def _group(pgid: int) -> list[int]:
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            out.append(int(stat.parent.name))
-    return out
+    return live_processes(2, pgid)
 
 
 def _register(srv: Serve, teacher: Path) -> tuple[str, str]:

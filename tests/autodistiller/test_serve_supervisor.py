@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from autodistiller.serve import Supervisor
+from bench.serving import live_processes
 from store import create_job, jobs, make_engine, session_factory, upgrade
 from store.settings import Settings
 
@@ -36,15 +37,7 @@ def _wait(cond, timeout: float = 10.0) -> bool:
 
 def _group(pgid: int) -> set[int]:
     """Live (not zombie) processes of the process group ``pgid``, from /proc."""
-    pids = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            pids.add(int(stat.parent.name))
-    return pids
+    return set(live_processes(2, pgid))
 
 
 @pytest.fixture
