@@ -250,10 +250,11 @@ def test_wall_clock_budget_ends_the_search(space: SearchSpace, tmp_path: Path) -
             report({"accuracy": 0.5})
 
     start = time.monotonic()
+    # 8 s: a trial's actor takes 2-4 s to start on two busy cores, and with 3 s none had started in time
     result = run_search(
-        slow, space, TuneBudget(trials=100, wall_seconds=3, early_stopping=False), storage_path=str(tmp_path)
+        slow, space, TuneBudget(trials=100, wall_seconds=8, early_stopping=False), storage_path=str(tmp_path)
     )
-    assert time.monotonic() - start < 15
+    assert time.monotonic() - start < 30
     assert 1 <= len(result.trials) < 100
     assert any(t.status == "stopped" for t in result.trials)
 
