@@ -71,18 +71,7 @@ def _start(home: Path, url: str, workers: int, port: int, roots: Path) -> Serve:
         "PYTHONPATH": str(REPO),
         "RAY_USAGE_STATS_ENABLED": "0",
     }
-    cmd = [
-        sys.executable,
-        "-m",
-        "autodistiller.cli",
-        "serve",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--stale-after",
-        "6",
-    ]
+    cmd = serve_command(port, workers)
     home.mkdir(parents=True, exist_ok=True)
     log_path = home.parent / f"serve-{port}.log"
     log = log_path.open("ab")
@@ -122,6 +111,14 @@ def serving(home: Path, url: str, workers: int, roots: Path, port: int | None = 
             except subprocess.TimeoutExpired:
                 srv.proc.kill()
         srv.http.close()
+
+
+def serve_command(port: int, workers: int, stale_after: float = 6) -> list[str]:
+    """``autodistiller serve`` on ``port`` with ``workers`` worker processes, as a drill or test starts it."""
+    return [
+        sys.executable, "-m", "autodistiller.cli", "serve", "--port", str(port), "--workers", str(workers),
+        "--stale-after", str(stale_after),
+    ]  # fmt: skip
 
 
 def live_processes(field: int, value: int) -> list[int]:

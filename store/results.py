@@ -25,6 +25,7 @@ from store.states import (
     JobState,
     TrialStatus,
 )
+from store.trials import count_trials, reference_trials
 from store.tx import Db, pipeline_doc, read, tx
 
 if TYPE_CHECKING:
@@ -172,9 +173,8 @@ def trial_for_pipeline(db: Db, job_id: str, key: str) -> Trial | None:
 def measured_why(db: Db, job_id: str, top: Trial) -> str:
     """Why ``top`` is the best measured pipeline: how many trials it beat, its gain over the references, its
     share of the teacher's accuracy (the worker stores it at the end; the API shows it during the search)."""
-    rows = trial_rows(db, job_id)
-    refs = {t.is_reference: t for t in rows if t.is_reference}
-    n = sum(1 for t in rows if t.status in FINISHED_STATUSES)
+    refs = reference_trials(db, job_id)
+    n = count_trials(db, job_id, status=FINISHED_STATUSES)
     why = [f"best of {n} trials by validation accuracy ({top.accuracy:.4f})"]
     for name in ("vanilla_kd", "no_kd"):
         if name in refs and refs[name].accuracy is not None and top.accuracy is not None:

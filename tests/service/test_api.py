@@ -20,6 +20,7 @@ import transformers
 import uvicorn
 from fastapi.testclient import TestClient
 
+from bench.serving import serve_command
 from distill.data import load_task
 from service.app import create_app
 from service.client import ApiError, Client
@@ -176,18 +177,7 @@ def _free_port() -> int:
 
 
 def _serve(settings: Settings, port: int, log: Path) -> subprocess.Popen[bytes]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "autodistiller.cli",
-        "serve",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--stale-after",
-        "6",
-    ]
+    cmd = serve_command(port, workers=1)
     with log.open("ab") as out:
         proc = subprocess.Popen(cmd, cwd=REPO, env=_env(settings), stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
