@@ -160,6 +160,22 @@ def progressive_stages(inter: int, kd: int, hard: int) -> list[Stage]:
     ]
 
 
+def progressive_split(epochs: int, kd: bool = True) -> list[Stage]:
+    """The search space's progressive schedule of ``epochs`` ≥ 2 epochs: the intermediate objective alone
+    for the first third (half without KD), the output distribution alone for the next third (with KD and
+    ≥ 3 epochs), then labels + output distribution for the rest."""
+    if epochs < 2:
+        raise ValueError(f"a progressive schedule needs at least 2 epochs, got {epochs}")
+    if kd and epochs >= 3:
+        third = epochs // 3
+        return progressive_stages(third, third, epochs - 2 * third)
+    first = epochs // 2
+    return [
+        Stage(epochs=first, hard=0, kd=0, intermediate=1),
+        Stage(epochs=epochs - first, hard=1, kd=1, intermediate=0),
+    ]
+
+
 class Training(_Spec):
     lr: float = Field(1e-4, gt=0, le=1)
     epochs: int = Field(3, ge=1, le=100)

@@ -9,6 +9,8 @@ keeps loaded tensors for the next trial.
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,7 +102,7 @@ def teacher_outputs(
             _MEMORY[(key, name)] = found[name] = tensor
             if folder:
                 folder.mkdir(parents=True, exist_ok=True)
-                tmp = folder / f".{name}.tmp"
+                tmp = folder / f".{name}.{os.getpid()}-{threading.get_ident()}.tmp"  # concurrent trials
                 save_file({"t": tensor.contiguous()}, tmp)
                 tmp.rename(folder / f"{name}.safetensors")
     return TeacherOutputs(
