@@ -32,7 +32,8 @@ class _Spec(BaseModel):
 
 
 class StudentArch(_Spec):
-    """A BERT-style student encoder; it shares the teacher's tokenizer."""
+    """A student encoder: BERT, or ELECTRA-style with factorised embeddings (``embedding`` < ``hidden``: the
+    embedding tables are that narrow and projected to ``hidden``); it shares the teacher's tokenizer."""
 
     layers: int = Field(2, ge=1, le=48, description="Transformer layers.")
     hidden: int = Field(384, ge=8, le=8192, description="Hidden size.")
@@ -42,11 +43,22 @@ class StudentArch(_Spec):
         "teacher-layers",
         description="Copy the teacher's embeddings and evenly spaced layers where shapes match (DistilBERT).",
     )
+    embedding: int | None = Field(
+        None,
+        ge=8,
+        le=8192,
+        exclude_if=_is_none,
+        description="Factorised embeddings: tables of this width projected to `hidden` (absent: `hidden`).",
+    )
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> StudentArch:
         if self.hidden % self.heads:
             raise ValueError(f"student hidden={self.hidden} is not divisible by heads={self.heads}")
+        if self.embedding is not None and self.embedding >= self.hidden:
+            raise ValueError(
+                f"student embedding={self.embedding} must be below hidden={self.hidden} (omit it for none)"
+            )
         return self
 
 

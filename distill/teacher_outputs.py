@@ -21,6 +21,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from distill.augment import mix
+from distill.families import model_inputs
 from distill.teacher import Teacher
 
 
@@ -112,6 +113,9 @@ def teacher_outputs(
     )
 
 
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
 def _compute(
     teacher: Teacher, enc: dict[str, Tensor], names: list[str], batch_size: int, progress: bool, desc: str
 ) -> dict[str, Tensor]:
@@ -125,9 +129,8 @@ def _compute(
     n = enc["input_ids"].shape[0]
     for start in tqdm(range(0, n, batch_size), desc=desc, disable=not progress, leave=False):
         sl = slice(start, start + batch_size)
-        inputs = {
-            k: enc[k][sl].to(device) for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc
-        }
+        batch = {k: v[sl].to(device) for k, v in enc.items() if k in _INPUTS}
+        inputs = model_inputs(model, batch)
         out = model(**inputs, output_hidden_states=need_hidden, output_attentions=need_attn)
         for name in names:
             kind, _, idx = name.partition("_")

@@ -35,7 +35,8 @@ def flatten(pipeline: Pipeline) -> dict[str, Any]:
     )  # fmt: skip
     flat: dict[str, Any] = {
         "student_layers": st.layers, "student_hidden": st.hidden, "student_heads": st.heads,
-        "student_ffn": st.ffn, "student_init": st.init, "loss": loss.name,
+        "student_ffn": st.ffn, "student_init": st.init, "student_embedding": st.embedding or st.hidden,
+        "loss": loss.name,
     }  # fmt: skip
     if loss.name != "ce_only":
         flat.update(kd_weight=loss.kd_weight, hard_weight=loss.hard_weight)
