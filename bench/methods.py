@@ -84,6 +84,10 @@ def methods(tr: Training, mlm: str | None = None) -> dict[str, Pipeline]:
         "Multi-teacher confidence [1, 1]": kd.model_copy(
             update={"teachers": TeacherMix(weights=[1, 1], mode="confidence")}
         ),
+        # the augmentation's control: one augmented copy doubles the optimizer steps; so does this
+        "KD, 2x epochs (steps of 1 aug copy)": kd.model_copy(
+            update={"training": tr.model_copy(update={"epochs": 2 * tr.epochs})}
+        ),
     } | ({CONTEXTUAL: kd.model_copy(update={"augmentation": augmentation(mlm)})} if mlm else {})
 
 
