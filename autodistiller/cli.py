@@ -133,6 +133,12 @@ def _add_api_verbs(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("submit", help="upload/register a dataset and teacher, and submit a job to the API")
     add_data_args(p)
     p.add_argument("--teacher", help="local model folder (uploaded), Hub id, or `minilm` (the default)")
+    p.add_argument(
+        "--extra-teacher",
+        action="append",
+        help="another fine-tuned teacher (folder or Hub id) whose soft targets the search may mix in; repeat",
+    )
+    p.add_argument("--mlm", help="a masked LM (folder or Hub id) for contextual augmentation")
     _add_budget_args(p)
     p.add_argument("--idempotency-key", default=None, help="repeat the submission safely")
     p.add_argument("--wait", action="store_true", help="follow the job until it ends")

@@ -76,7 +76,21 @@ def cmd_components(args: argparse.Namespace, settings: Settings) -> int:
         "layer mappings": MAPPINGS,
     }
     listing = {kind: {e.name: e.description for e in reg.entries()} for kind, reg in families.items()}
+    for e in AUGMENTATIONS.entries():
+        if getattr(AUGMENTATIONS.get(e.name), "uses_mlm", False):
+            listing["augmentations"][e.name] += " [needs a masked LM: submit --mlm, job mlm_id]"
     listing["augmentations"]["mixup (Augmentation.mixup)"] = "mixup of input embeddings and teacher targets"
+    listing["training schedules (Training.stages)"] = {
+        "single": "every loss term from the first epoch",
+        "progressive": "intermediate objective alone, then the output distribution, then labels + output "
+        "(TinyBERT / ERNIE-Tiny order; search parameter `progressive`)",
+    }
+    listing["teacher mixes (Pipeline.teachers)"] = {
+        "single": "the job's teacher alone",
+        "fixed": "soft targets of several teachers mixed with fixed weights [submit --extra-teacher, job "
+        "extra_teacher_ids]",
+        "confidence": "per example, weights × softmax over teachers of −CE(label) (confidence-weighted)",
+    }
     if args.json:
         print(json.dumps(listing, indent=2))
         return 0

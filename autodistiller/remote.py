@@ -52,7 +52,12 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
           f"validation, {len(profile.get('labels', []))} classes)")  # fmt: skip
     teacher = client.teacher(args.teacher or "minilm")
     print(f"teacher {teacher.id}: {teacher.name} ({teacher.profile.get('params', 0):,} params)")
-    job = client.submit(data.id, teacher.id, budget(args), idempotency_key=args.idempotency_key)
+    extra = [client.teacher(source).id for source in args.extra_teacher or []]
+    mlm = client.teacher(args.mlm, masked_lm=True).id if args.mlm else None
+    job = client.submit(
+        data.id, teacher.id, budget(args), idempotency_key=args.idempotency_key, extra_teacher_ids=extra,
+        mlm_id=mlm,
+    )  # fmt: skip
     print(f"job {job.id} queued; follow it with `autodistiller status {job.id} --watch`")
     if not args.wait:
         return 0

@@ -32,7 +32,8 @@ class _Spec(BaseModel):
 
 
 class StudentArch(_Spec):
-    """A BERT-style student encoder; it shares the teacher's tokenizer."""
+    """A student encoder: BERT, or ELECTRA-style with factorised embeddings (``embedding`` < ``hidden``: the
+    embedding tables are that narrow and projected to ``hidden``); it shares the teacher's tokenizer."""
 
     layers: int = Field(2, ge=1, le=48, description="Transformer layers.")
     hidden: int = Field(384, ge=8, le=8192, description="Hidden size.")
@@ -42,11 +43,22 @@ class StudentArch(_Spec):
         "teacher-layers",
         description="Copy the teacher's embeddings and evenly spaced layers where shapes match (DistilBERT).",
     )
+    embedding: int | None = Field(
+        None,
+        ge=8,
+        le=8192,
+        exclude_if=_is_none,
+        description="Factorised embeddings: tables of this width projected to `hidden` (absent: `hidden`).",
+    )
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> StudentArch:
         if self.hidden % self.heads:
             raise ValueError(f"student hidden={self.hidden} is not divisible by heads={self.heads}")
+        if self.embedding is not None and self.embedding >= self.hidden:
+            raise ValueError(
+                f"student embedding={self.embedding} must be below hidden={self.hidden} (omit it for none)"
+            )
         return self
 
 
@@ -157,6 +169,22 @@ def progressive_stages(inter: int, kd: int, hard: int) -> list[Stage]:
         Stage(epochs=inter, hard=0, kd=0, intermediate=1),
         Stage(epochs=kd, hard=0, kd=1, intermediate=0),
         Stage(epochs=hard, hard=1, kd=1, intermediate=0),
+    ]
+
+
+def progressive_split(epochs: int, kd: bool = True) -> list[Stage]:
+    """The search space's progressive schedule of ``epochs`` ≥ 2 epochs: the intermediate objective alone
+    for the first third (half without KD), the output distribution alone for the next third (with KD and
+    ≥ 3 epochs), then labels + output distribution for the rest."""
+    if epochs < 2:
+        raise ValueError(f"a progressive schedule needs at least 2 epochs, got {epochs}")
+    if kd and epochs >= 3:
+        third = epochs // 3
+        return progressive_stages(third, third, epochs - 2 * third)
+    first = epochs // 2
+    return [
+        Stage(epochs=first, hard=0, kd=0, intermediate=1),
+        Stage(epochs=epochs - first, hard=1, kd=1, intermediate=0),
     ]
 
 

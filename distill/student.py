@@ -1,4 +1,6 @@
-"""Students: BERT-style encoders built from a ``StudentArch`` that share the teacher's tokenizer."""
+"""Students built from a ``StudentArch``: BERT encoders, or ELECTRA encoders with factorised embeddings
+(narrow tables projected to the hidden size); both share the teacher's tokenizer and load with Auto
+classes."""
 
 from __future__ import annotations
 
@@ -9,25 +11,38 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from transformers import BertConfig, BertForSequenceClassification, PreTrainedModel
+from transformers import (
+    AutoModelForSequenceClassification,
+    BertConfig,
+    ElectraConfig,
+    PretrainedConfig,
+    PreTrainedModel,
+)
 
+from distill.families import position_offset, shape_of
 from distill.pipeline import StudentArch
 
 _LAYER = re.compile(r"\.layer\.(\d+)\.")
 
 
-def student_config(arch: StudentArch, teacher: PreTrainedModel, *, eager: bool = False) -> BertConfig:
-    """A BERT config for ``arch`` with the teacher's vocabulary, positions and labels."""
+def student_config(arch: StudentArch, teacher: PreTrainedModel, *, eager: bool = False) -> PretrainedConfig:
+    """A BERT config for ``arch`` (ELECTRA with ``embedding_size`` when ``arch.embedding`` is set) with the
+    teacher's vocabulary, positions and labels."""
     t = teacher.config
-    cfg = BertConfig(
-        vocab_size=t.vocab_size,
+    shape = shape_of(t)
+    family = BertConfig if arch.embedding is None else ElectraConfig
+    extra = {} if arch.embedding is None else {"embedding_size": arch.embedding}
+    cfg = family(
+        **extra,
+        vocab_size=shape.vocab,
         hidden_size=arch.hidden,
         num_hidden_layers=arch.layers,
         num_attention_heads=arch.heads,
         intermediate_size=arch.ffn,
-        max_position_embeddings=t.max_position_embeddings,
-        type_vocab_size=getattr(t, "type_vocab_size", 2),
-        pad_token_id=t.pad_token_id,
+        max_position_embeddings=shape.max_positions - position_offset(t),
+        # the teacher's tokenizer may emit token types (0/1 for pairs) even where the family ignores them
+        type_vocab_size=max(2, shape.type_vocab),
+        pad_token_id=t.pad_token_id if t.pad_token_id is not None else 0,
         num_labels=t.num_labels,
         id2label=dict(t.id2label),
         label2id=dict(t.label2id),
@@ -64,18 +79,39 @@ def principal_directions(embeddings: Tensor, k: int) -> Tensor:
 def init_from_teacher(student: PreTrainedModel, teacher: PreTrainedModel) -> InitReport:
     """Copy every teacher tensor whose (layer-remapped) name and shape match; leave the rest random.
 
-    A narrower student's embedding tables (word, position, token type) are the teacher's projected onto
-    the top principal directions of its word embeddings, so even a narrow student starts with a lexicon.
+    Names match across BERT-layout families (BERT, RoBERTa / XLM-R, ELECTRA: ``<prefix>.encoder.layer.i``);
+    others (DistilBERT, DeBERTa, ALBERT, ModernBERT) give at least their word embeddings. A RoBERTa-style
+    position table is read from its position 0 on. A narrower student's embedding tables (word, position,
+    token type) are the teacher's projected onto the top principal directions of its word embeddings, so
+    even a narrow student starts with a lexicon.
     """
     n_s, n_t = student.config.num_hidden_layers, teacher.config.num_hidden_layers
-    t_state = dict(teacher.named_parameters())
+    s_prefix, t_prefix = f"{student.base_model_prefix}.", f"{teacher.base_model_prefix}."
+    t_state = {
+        (f"{s_prefix}{k[len(t_prefix) :]}" if k.startswith(t_prefix) else k): v
+        for k, v in teacher.named_parameters()
+    }
+    if (offset := position_offset(teacher.config)) and (key := _position_key(t_state)):
+        t_state[key] = t_state[key][offset:]
     copied, projected, total = 0, 0, 0
-    basis: Tensor | None = None
+    bases: dict[int, Tensor] = {}  # width → the teacher's top principal directions of its word embeddings
+
+    def basis(k: int) -> Tensor:
+        if k not in bases:
+            bases[k] = principal_directions(teacher.get_input_embeddings().weight.detach().float(), k)
+        return bases[k]
+
     with torch.no_grad():
         for name, param in student.named_parameters():
             total += 1
             src = _LAYER.sub(lambda m: f".layer.{teacher_layer_for(int(m[1]), n_s, n_t)}.", name)
             tensor = t_state.get(src)
+            if name.endswith("embeddings_project.weight") and _teacher_width(teacher) == param.shape[0]:
+                # factorised tables hold the teacher's rows in its top directions: projecting back maps them
+                # onto the same rows' components in the teacher's space
+                param.copy_(basis(param.shape[1]))
+                projected += 1
+                continue
             if tensor is None:
                 continue
             if tensor.shape == param.shape:
@@ -86,12 +122,17 @@ def init_from_teacher(student: PreTrainedModel, teacher: PreTrainedModel) -> Ini
                 and tensor.shape[0] == param.shape[0]
                 and param.shape[1] < tensor.shape[1]
             ):
-                if basis is None:
-                    words = teacher.get_input_embeddings().weight.detach().float()
-                    basis = principal_directions(words, student.config.hidden_size)
-                param.copy_(tensor.float() @ basis)
+                param.copy_(tensor.float() @ basis(param.shape[1]))
                 projected += 1
     return InitReport(copied, total, projected)
+
+
+def _teacher_width(teacher: PreTrainedModel) -> int:
+    return int(teacher.get_input_embeddings().weight.shape[1])
+
+
+def _position_key(state: dict[str, Tensor]) -> str | None:
+    return next((k for k in state if k.endswith("embeddings.position_embeddings.weight")), None)
 
 
 def _is_embedding_table(name: str) -> bool:
@@ -100,10 +141,10 @@ def _is_embedding_table(name: str) -> bool:
 
 def build_student(
     arch: StudentArch, teacher: PreTrainedModel, *, eager: bool = False, seed: int = 0
-) -> tuple[BertForSequenceClassification, InitReport]:
+) -> tuple[PreTrainedModel, InitReport]:
     """A fresh student for ``arch``, copying teacher tensors where ``arch.init`` asks and shapes allow."""
     torch.manual_seed(seed)
-    student = BertForSequenceClassification(student_config(arch, teacher, eager=eager))
+    student = AutoModelForSequenceClassification.from_config(student_config(arch, teacher, eager=eager))
     report = init_from_teacher(student, teacher) if arch.init == "teacher-layers" else InitReport(0, 0)
     return student, report
 
@@ -115,7 +156,7 @@ def count_params(model: nn.Module) -> int:
 def estimate_params(arch: StudentArch, teacher: PreTrainedModel) -> int:
     """Parameters of the student ``arch`` would build, without allocating it."""
     with torch.device("meta"):
-        return count_params(BertForSequenceClassification(student_config(arch, teacher)))
+        return count_params(AutoModelForSequenceClassification.from_config(student_config(arch, teacher)))
 
 
 @torch.no_grad()
@@ -155,7 +196,8 @@ def forward_features(
     hidden: bool = False,
     attentions: bool = False,
 ) -> ForwardOut:
-    """Run a BERT-style classifier, returning logits plus the pooled feature its classifier reads."""
+    """Run a student, returning logits plus the pooled feature its classifier reads (BERT: the pooler's
+    output; ELECTRA: the first token's last hidden state, which its head reads from the sequence)."""
     out = model.base_model(
         input_ids=input_ids,
         inputs_embeds=inputs_embeds,
@@ -164,6 +206,10 @@ def forward_features(
         output_hidden_states=hidden,
         output_attentions=attentions,
     )
-    pooled = out.pooler_output if out.pooler_output is not None else out.last_hidden_state[:, 0]
-    logits = model.classifier(model.dropout(pooled))
+    if getattr(out, "pooler_output", None) is not None:
+        pooled = out.pooler_output
+        logits = model.classifier(model.dropout(pooled))
+    else:
+        pooled = out.last_hidden_state[:, 0]
+        logits = model.classifier(out.last_hidden_state)
     return ForwardOut(logits, pooled, out.hidden_states, out.attentions)

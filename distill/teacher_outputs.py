@@ -9,6 +9,8 @@ keeps loaded tensors for the next trial.
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from distill.augment import mix
+from distill.families import model_inputs
 from distill.teacher import Teacher
 
 
@@ -100,7 +103,7 @@ def teacher_outputs(
             _MEMORY[(key, name)] = found[name] = tensor
             if folder:
                 folder.mkdir(parents=True, exist_ok=True)
-                tmp = folder / f".{name}.tmp"
+                tmp = folder / f".{name}.{os.getpid()}-{threading.get_ident()}.tmp"  # concurrent trials
                 save_file({"t": tensor.contiguous()}, tmp)
                 tmp.rename(folder / f"{name}.safetensors")
     return TeacherOutputs(
@@ -108,6 +111,9 @@ def teacher_outputs(
         {i: found[f"hidden_{i}"] for i in hidden_layers},
         {i: found[f"attn_{i}"] for i in attention_layers},
     )
+
+
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def _compute(
@@ -123,9 +129,8 @@ def _compute(
     n = enc["input_ids"].shape[0]
     for start in tqdm(range(0, n, batch_size), desc=desc, disable=not progress, leave=False):
         sl = slice(start, start + batch_size)
-        inputs = {
-            k: enc[k][sl].to(device) for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc
-        }
+        batch = {k: v[sl].to(device) for k, v in enc.items() if k in _INPUTS}
+        inputs = model_inputs(model, batch)
         out = model(**inputs, output_hidden_states=need_hidden, output_attentions=need_attn)
         for name in names:
             kind, _, idx = name.partition("_")

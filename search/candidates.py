@@ -9,6 +9,7 @@ from transformers import PreTrainedModel
 
 from distill.data import TextTask
 from distill.encoding import encode_fixed
+from distill.families import shape_of
 from distill.pipeline import StudentArch
 from distill.profile import teacher_label_map
 from distill.student import build_student, count_params, cpu_latency_ms, estimate_params
@@ -18,19 +19,20 @@ from search.proxy_scoring import proxy_fitness
 from search.student_search import StudentBudget, StudentSpace, regularized_evolution, student_params
 
 
+def factorised_widths(teacher_hidden: int) -> tuple[int, ...]:
+    """Embedding widths the DisWOT search offers besides none: powers of two from 16, below the teacher's
+    width (a student's tables are then ``vocab × width`` plus one ``width × hidden`` projection)."""
+    return tuple(w for w in (16, 32, 64, 128, 256) if w < teacher_hidden)
+
+
 def default_candidates(teacher: PreTrainedModel) -> list[StudentArch]:
     """Students shallower and narrower than the teacher: depth 1–4 at its width, and narrower widths.
 
     The first is the reference students' architecture: a third of the teacher's depth (at least 1) at its
     width, initialised from its layers (DistilBERT-style), the usual first thing one would try.
     """
-    cfg = teacher.config
-    width, heads, ffn, depth = (
-        cfg.hidden_size,
-        cfg.num_attention_heads,
-        cfg.intermediate_size,
-        cfg.num_hidden_layers,
-    )
+    shape = shape_of(teacher.config)
+    width, heads, ffn, depth = shape.hidden, shape.heads, shape.ffn, shape.layers
     head_dim = width // heads
     first = max(1, depth // 3)
     out = [StudentArch(layers=first, hidden=width, heads=heads, ffn=ffn)]
@@ -107,7 +109,7 @@ def search_students(
     score within all the candidates scored), and candidates/s.
     """
     model = teacher.model
-    cfg = model.config
+    shape = shape_of(model.config)
     limit = max_params if max_params is not None else int(0.75 * count_params(model))
     latency_fn = None
     if max_latency_ms is not None:
@@ -116,10 +118,11 @@ def search_students(
             return cpu_latency_ms(build_student(arch, model, seed=seed)[0], seq_len=seq_len, runs=5)
 
     space = StudentSpace(
-        layers=range(1, cfg.num_hidden_layers),
-        heads=range(1, cfg.num_attention_heads + 1),
+        layers=range(1, shape.layers),
+        heads=range(1, shape.heads + 1),
         ffn_ratios=(1, 2, 3, 4),
-        hidden_per_head=cfg.hidden_size // cfg.num_attention_heads,
+        hidden_per_head=shape.hidden // shape.heads,
+        embeddings=factorised_widths(shape.hidden),
     )
     budget = StudentBudget(max_params=limit, max_latency_ms=max_latency_ms, latency_fn=latency_fn)
     reference = default_candidates(model)[0]

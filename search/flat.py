@@ -1,6 +1,7 @@
 """One flattening of a ``Pipeline``: the names the search space samples, the recommender learns from and the
 importance analysis compares. A value that does not apply to the pipeline is absent (no ``temperature`` for
 a loss that ignores it, no ``mapping`` without an intermediate objective, no ``mixup_alpha`` without mixup).
+``progressive`` says whether training is staged, ``teacher_mix`` how several teachers mix (``single``: one).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def flatten(pipeline: Pipeline) -> dict[str, Any]:
     )  # fmt: skip
     flat: dict[str, Any] = {
         "student_layers": st.layers, "student_hidden": st.hidden, "student_heads": st.heads,
-        "student_ffn": st.ffn, "student_init": st.init, "loss": loss.name,
+        "student_ffn": st.ffn, "student_init": st.init, "student_embedding": st.embedding or st.hidden,
+        "loss": loss.name,
     }  # fmt: skip
     if loss.name != "ce_only":
         flat.update(kd_weight=loss.kd_weight, hard_weight=loss.hard_weight)
@@ -56,4 +58,6 @@ def flatten(pipeline: Pipeline) -> dict[str, Any]:
     if aug.mixup > 0:
         flat["mixup_alpha"] = aug.mixup
     flat.update(lr=tr.lr, epochs=tr.epochs, batch_size=tr.batch_size)
+    flat["progressive"] = tr.stages is not None
+    flat["teacher_mix"] = pipeline.teachers.mode if pipeline.teachers is not None else "single"
     return flat

@@ -3,7 +3,9 @@
 A trial's parameters are a *flat* dict with stable names: ``student`` (candidate index), ``loss``,
 ``temperature``, ``kd_weight``, ``hard_weight``, ``<loss>_<param>`` (e.g. ``dkd_beta``), ``inter``,
 ``inter_features``, ``mapping``, ``inter_weight``, ``mi_alpha``, ``<objective>_<param>`` (e.g. ``crd_tau``),
-``aug``, ``aug_p``, ``aug_copies``, ``mixup``, ``mixup_alpha``, ``lr``, ``epochs``, ``batch_size``.
+``aug``, ``aug_p``, ``aug_copies``, ``mixup``, ``mixup_alpha``, ``lr``, ``epochs``, ``batch_size``,
+``progressive`` (staged training, :func:`distill.pipeline.progressive_split`; with an intermediate objective
+and ≥ 2 epochs) and ``teacher_mix`` (``single``, ``fixed`` or ``confidence``; with extra teachers and KD).
 
 A parameter is sampled only where it means something (no temperature for ``mse``, no ``mi_alpha`` unless
 the objective is ``mi_alpha``, ...), and every choice offered combines with every other one, so each sampled
@@ -20,16 +22,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
+from optuna.distributions import BaseDistribution
 
 from distill.augment import AUGMENTATIONS
 from distill.losses import LOSSES, uses_temperature
 from distill.mapping import MAPPINGS, attention_pairs, layer_pairs
 from distill.objectives import OBJECTIVES
-from distill.pipeline import Augmentation, IntermediateSpec, LogitLossSpec, Pipeline, StudentArch, Training
+from distill.pipeline import (
+    Augmentation,
+    IntermediateSpec,
+    LogitLossSpec,
+    Pipeline,
+    StudentArch,
+    TeacherMix,
+    Training,
+    progressive_split,
+)
 from search.flat import aug_name, aug_ops, flatten, param_name
+from search.replay import Replay
 
 FEATURES = ("hidden", "attention", "both")
+TEACHER_MIXES = ("single", "fixed", "confidence")  # one teacher; ``TeacherMix.mode`` of several
 _KINDS = {"hidden": {"hidden"}, "attention": {"attention"}, "both": {"hidden", "attention"}}
 _LOSS_DEFAULTS = LogitLossSpec()
 
@@ -57,43 +70,6 @@ def _uses_mlm(op: str) -> bool:
     return bool(getattr(AUGMENTATIONS.get(op), "uses_mlm", False))
 
 
-class _Replay:
-    """A stand-in for ``optuna.Trial`` that answers each ``suggest_*`` from fixed params.
-
-    It checks that every value asked for is present and inside its distribution, and records the
-    distributions, which ``optuna.trial.create_trial`` needs to file an already-evaluated point.
-    """
-
-    def __init__(self, params: Mapping[str, Any]) -> None:
-        self.params = dict(params)
-        self.distributions: dict[str, BaseDistribution] = {}
-
-    def _take(self, name: str, dist: BaseDistribution, ok: bool) -> None:
-        if not ok:
-            raise ValueError(f"parameter {name}={self.params[name]!r} is outside its distribution {dist}")
-        self.distributions[name] = dist
-
-    def _value(self, name: str) -> Any:
-        if name not in self.params:
-            raise ValueError(f"parameter {name!r} is missing")
-        return self.params[name]
-
-    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
-        value = self._value(name)
-        # `True in [0, 1]` holds in Python: compare types too.
-        ok = any(type(value) is type(c) and value == c for c in choices)
-        self._take(name, CategoricalDistribution(tuple(choices)), ok)
-        return value
-
-    def suggest_float(
-        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
-    ) -> float:
-        value = self._value(name)
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and low <= value <= high
-        self._take(name, FloatDistribution(low, high, step=step, log=log), ok)
-        return float(value)
-
-
 @dataclass(frozen=True)
 class SearchSpace:
     """What the search may try. ``training`` holds the fixed settings (max_length, warmup, weight decay,
@@ -114,6 +90,8 @@ class SearchSpace:
     lr: Range = Range(2e-5, 2e-3, log=True)
     epochs: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
     batch_sizes: list[int] = field(default_factory=lambda: [16, 32, 64])
+    progressive: bool = True  # offer staged training (intermediate → output distribution → labels)
+    extra_teachers: int = 0  # teachers besides the job's: offers mixing their soft targets (``teacher_mix``)
     temperature: Range = Range(1.0, 16.0, log=True)
     kd_weight: Range = Range(0.1, 10.0, log=True)
     hard_weight: Range | None = Range(0.0, 1.0)  # None: fixed at 1
@@ -137,6 +115,8 @@ class SearchSpace:
     def __post_init__(self) -> None:
         if not self.candidates:
             raise ValueError("the search space needs at least one candidate student")
+        if not 0 <= self.extra_teachers <= 7:
+            raise ValueError(f"extra_teachers must be 0–7, got {self.extra_teachers}")
         for name in self.losses:
             LOSSES.get(name)
         for name in self.objectives:
@@ -201,6 +181,7 @@ class SearchSpace:
             "lr": Range(5e-5, 2e-3, log=True),
             "epochs": [1, 2],
             "batch_sizes": [16, 32],
+            "progressive": False,
             "inter_params": {},
             "training": Training(lr=1e-4, epochs=2, batch_size=32, max_length=64),
         }
@@ -243,13 +224,17 @@ class SearchSpace:
             self.mixup.suggest(trial, "mixup_alpha")
 
         self.lr.suggest(trial, "lr")
-        trial.suggest_categorical("epochs", self.epochs)
+        epochs = trial.suggest_categorical("epochs", self.epochs)
         trial.suggest_categorical("batch_size", self.batch_sizes)
+        if self.progressive and inter != "none" and epochs >= 2:
+            trial.suggest_categorical("progressive", [False, True])
+        if self.extra_teachers and loss != "ce_only":
+            trial.suggest_categorical("teacher_mix", list(TEACHER_MIXES))
 
     def distributions(self, params: Mapping[str, Any]) -> dict[str, BaseDistribution]:
         """The Optuna distribution of every parameter ``params`` uses; raises ``ValueError`` if ``params``
         lack one, hold one outside its distribution, or hold one the space would not sample."""
-        replay = _Replay(params)
+        replay = Replay(params)
         self.suggest(replay)  # type: ignore[arg-type]
         if extra := sorted(set(params) - set(replay.distributions)):
             raise ValueError(f"parameter(s) {extra} are not sampled for this pipeline")
@@ -296,12 +281,18 @@ class SearchSpace:
         )
         training = {**self.training.model_dump(), "lr": float(p["lr"]), "epochs": int(p["epochs"])}
         training["batch_size"] = int(p["batch_size"])
+        if p.get("progressive"):
+            training["stages"] = progressive_split(training["epochs"], kd=loss != "ce_only")
+        mix = p.get("teacher_mix", "single")
         return Pipeline(
             student=self.candidates[int(p["student"])],
             loss=LogitLossSpec(**loss_kw),
             intermediate=inter_spec,
             augmentation=augmentation,
             training=Training(**training),
+            teachers=None
+            if mix == "single"
+            else TeacherMix(weights=[1.0] * (1 + self.extra_teachers), mode=mix),
         )
 
     def to_params(self, pipeline: Pipeline) -> dict[str, Any]:
@@ -315,7 +306,7 @@ class SearchSpace:
             student = self.candidates.index(pipeline.student)
         except ValueError:
             raise ValueError(f"student {pipeline.student} is not a candidate of the space") from None
-        replay = _Replay({"student": student, **flatten(pipeline)})
+        replay = Replay({"student": student, **flatten(pipeline)})
         self.suggest(replay)  # type: ignore[arg-type]
         params = {name: replay.params[name] for name in replay.distributions}
         if (back := self.to_pipeline(params)) != pipeline:
@@ -372,8 +363,9 @@ class SearchSpace:
         )
         n_aug = sum(len(self.aug_copies) if ops else 1 for ops in self.augmentations)
         n_mix = 2 if self.mixup is not None else 1
-        n_train = len(self.epochs) * len(self.batch_sizes)
-        return float(math.prod([len(self.candidates), n_loss, n_inter, n_aug, n_mix, n_train]))
+        n_train = len(self.epochs) * len(self.batch_sizes) * (2 if self.progressive else 1)
+        n_teach = len(TEACHER_MIXES) if self.extra_teachers else 1
+        return float(math.prod([len(self.candidates), n_loss, n_inter, n_aug, n_mix, n_train, n_teach]))
 
 
 _FIXED_NAMES = frozenset(
@@ -396,5 +388,7 @@ _FIXED_NAMES = frozenset(
         "lr",
         "epochs",
         "batch_size",
+        "progressive",
+        "teacher_mix",
     }
 )

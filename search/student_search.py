@@ -2,8 +2,9 @@
 budget, scored by any ``fitness(arch)`` — typically zero-cost proxies against the teacher (DisWOT).
 
 * :class:`StudentSpace` — genes ``layers``, ``heads``, ``hidden`` (``heads × hidden_per_head``, or a gene of
-  its own from ``hiddens``) and ``ffn_ratio`` (``ffn = round(ratio × hidden)``); an arch is valid when
-  ``heads`` divides ``hidden``. Mutation moves one gene to a neighbouring value.
+  its own from ``hiddens``), ``ffn_ratio`` (``ffn = round(ratio × hidden)``) and, when ``embeddings`` offers
+  widths, ``embedding`` (factorised tables; 0 = none, and a width ≥ hidden means none); an arch is valid
+  when ``heads`` divides ``hidden``. Mutation moves one gene to a neighbouring value.
 * :class:`StudentBudget` — ``max_params`` (``distill.student.estimate_params``) and ``max_latency_ms`` (a
   user-supplied ``latency_fn(arch)``). No candidate outside the budget is ever scored: sampling and
   mutation retry (at most ``max_tries`` times) until a valid arch comes up.
@@ -28,6 +29,7 @@ from typing import Any, Literal
 
 from transformers import PreTrainedModel
 
+from distill.families import shape_of
 from distill.pipeline import StudentArch
 from distill.student import estimate_params
 
@@ -47,6 +49,7 @@ class StudentSpace:
     hidden_per_head: int | None = None
     hiddens: Sequence[int] | None = None
     init: Literal["teacher-layers", "random"] = "teacher-layers"
+    embeddings: Sequence[int] = ()  # factorised embedding widths offered besides none
     genes: dict[str, tuple[Any, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -59,6 +62,8 @@ class StudentSpace:
         if self.hiddens is not None:
             genes["hidden"] = tuple(sorted(set(self.hiddens)))
         genes["ffn_ratio"] = tuple(sorted(set(self.ffn_ratios)))
+        if self.embeddings:
+            genes["embedding"] = (0, *sorted(set(self.embeddings) - {0}))
         empty = [name for name, values in genes.items() if not values]
         if empty:
             raise ValueError(f"empty gene value list(s): {empty}")
@@ -67,12 +72,12 @@ class StudentSpace:
     @classmethod
     def around(cls, teacher: PreTrainedModel, ffn_ratios: Sequence[float] = (1, 2, 3, 4)) -> StudentSpace:
         """Students no deeper or wider than the teacher, at its head size."""
-        cfg = teacher.config
+        shape = shape_of(teacher.config)
         return cls(
-            layers=range(1, cfg.num_hidden_layers + 1),
-            heads=range(1, cfg.num_attention_heads + 1),
+            layers=range(1, shape.layers + 1),
+            heads=range(1, shape.heads + 1),
             ffn_ratios=ffn_ratios,
-            hidden_per_head=cfg.hidden_size // cfg.num_attention_heads,
+            hidden_per_head=shape.hidden // shape.heads,
         )
 
     @property
@@ -87,9 +92,11 @@ class StudentSpace:
         if hidden % values["heads"] or hidden < 8:
             return None
         ffn = max(8, round(values["ffn_ratio"] * hidden))
+        emb = values.get("embedding") or None
         return StudentArch(
-            layers=values["layers"], hidden=hidden, heads=values["heads"], ffn=ffn, init=self.init
-        )
+            layers=values["layers"], hidden=hidden, heads=values["heads"], ffn=ffn, init=self.init,
+            embedding=emb if emb is not None and emb < hidden else None,
+        )  # fmt: skip
 
     def sample(self, rng: random.Random) -> Genome:
         return tuple(rng.randrange(len(v)) for v in self.genes.values())
@@ -119,7 +126,7 @@ class StudentBudget:
             raise ValueError("max_latency_ms needs a latency_fn(arch) -> ms")
 
 
-_PARAM_CACHE: weakref.WeakKeyDictionary[PreTrainedModel, dict[tuple[int, int], tuple[int, int]]] = (
+_PARAM_CACHE: weakref.WeakKeyDictionary[PreTrainedModel, dict[tuple[int, int, int], tuple[int, int]]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -128,7 +135,7 @@ def student_params(arch: StudentArch, teacher: PreTrainedModel) -> int:
     """``estimate_params(arch, teacher)``, cached: a BERT classifier's size is affine in depth and does not
     depend on the head count, so two estimates per ``(hidden, ffn)`` give every depth exactly."""
     cache = _PARAM_CACHE.setdefault(teacher, {})
-    key = (arch.hidden, arch.ffn)
+    key = (arch.hidden, arch.ffn, arch.embedding or 0)
     if key not in cache:
         one = estimate_params(arch.model_copy(update={"layers": 1}), teacher)
         two = estimate_params(arch.model_copy(update={"layers": 2}), teacher)

@@ -32,11 +32,14 @@ class TrialInputs:
     space: SearchSpace
     teacher_accuracy: float | None = None
     artifacts: str | None = None  # each trial exports its student to <artifacts>/<pipeline key>/
+    #: the job's other teachers (fine-tuned folders), mixed in by pipelines with ``teachers``
+    extra_teacher_dirs: tuple[str, ...] = ()
+    cache_dir: str | None = None  # teacher outputs of augmented copies and extra teachers, shared by trials
     #: the user's plug-ins as the driver sees them; each trial loads them (its Ray worker may predate them)
     plugins: tuple[str, ...] = field(default_factory=lambda: DistillSettings.from_env().plugins)
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=9)
 def _teacher(folder: str) -> Teacher:
     return load_teacher(folder)
 
@@ -49,6 +52,7 @@ def run_trial(
     load_plugins(DistillSettings(plugins=inputs.plugins))
     pipeline = inputs.space.to_pipeline(params)
     teacher = _teacher(inputs.teacher_dir)
+    extra = [_teacher(d) for d in inputs.extra_teacher_dirs] if pipeline.teachers else []
     t0 = time.perf_counter()
     result = distill_student(
         inputs.task,
@@ -57,6 +61,8 @@ def run_trial(
         report=lambda m: report(dict(m)),
         outputs=inputs.outputs,
         progress=False,
+        extra_teachers=extra,
+        cache_dir=Path(inputs.cache_dir) if inputs.cache_dir else None,
     )
     metrics: dict[str, Any] = {**result.metrics, "wall_seconds": time.perf_counter() - t0}
     metrics["pipeline_key"] = pipeline.key()

@@ -18,7 +18,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -120,8 +120,11 @@ class Client:
             return self.upload_dataset(source, **splits, **fields)
         return self.register_dataset(str(source), **fields)
 
-    def upload_teacher(self, folder: str | Path, name: str | None = None) -> TeacherOut:
-        """Zip a local Hugging Face model folder (safetensors) and upload it."""
+    def upload_teacher(
+        self, folder: str | Path, name: str | None = None, masked_lm: bool = False
+    ) -> TeacherOut:
+        """Zip a local Hugging Face model folder (safetensors) and upload it (``masked_lm``: a masked LM for
+        contextual augmentation, not a teacher)."""
         folder = Path(folder)
         with tempfile.TemporaryDirectory() as tmp:
             archive = zip_folder(folder, Path(tmp) / f"{folder.name}.zip")
@@ -130,7 +133,7 @@ class Client:
                     TeacherOut,
                     "/v1/teachers",
                     files={"file": (archive.name, f, "application/zip")},
-                    data={"name": name or folder.name},
+                    data={"name": name or folder.name, **({"masked_lm": "true"} if masked_lm else {})},
                 )
 
     def register_teacher(
@@ -140,19 +143,20 @@ class Client:
         base: str | None = None,
         finetune: Mapping[str, Any] | None = None,
         name: str | None = None,
+        masked_lm: bool = False,
     ) -> TeacherOut:
-        body: dict[str, Any] = {"path": path, "base": base, "name": name}
+        body: dict[str, Any] = {"path": path, "base": base, "name": name, "masked_lm": masked_lm or None}
         if finetune:
             body["finetune"] = dict(finetune)
         return self._post(TeacherOut, "/v1/teachers", json={k: v for k, v in body.items() if v is not None})
 
-    def teacher(self, source: str | Path) -> TeacherOut:
+    def teacher(self, source: str | Path, masked_lm: bool = False) -> TeacherOut:
         """Upload a local model folder; ``minilm`` or another name registers a base encoder or Hub id."""
         if Path(source).is_dir():
-            return self.upload_teacher(source)
-        if str(source) == "minilm":
+            return self.upload_teacher(source, masked_lm=masked_lm)
+        if str(source) == "minilm" and not masked_lm:
             return self.register_teacher(base="minilm")
-        return self.register_teacher(path=str(source))
+        return self.register_teacher(path=str(source), masked_lm=masked_lm)
 
     # ------------------------------------------------------------------ jobs
     def submit(
@@ -162,10 +166,19 @@ class Client:
         budget: JobBudget | Mapping[str, Any] | None = None,
         *,
         idempotency_key: str | None = None,
+        extra_teacher_ids: Sequence[str] = (),
+        mlm_id: str | None = None,
     ) -> JobOut:
+        """Queue a job; ``extra_teacher_ids``: more fine-tuned teachers to mix in, ``mlm_id``: a registered
+        masked LM for contextual augmentation."""
         if isinstance(budget, JobBudget):
             budget = budget.model_dump(mode="json", exclude_defaults=True)
-        body = {"dataset_id": dataset_id, "teacher_id": teacher_id, "budget": dict(budget or {})}
+        body: dict[str, Any] = {"dataset_id": dataset_id, "teacher_id": teacher_id}
+        body["budget"] = dict(budget or {})
+        if extra_teacher_ids:
+            body["extra_teacher_ids"] = list(extra_teacher_ids)
+        if mlm_id:
+            body["mlm_id"] = mlm_id
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         return self._post(JobOut, "/v1/jobs", json=body, headers=headers)
 

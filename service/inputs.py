@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.assets import minilm_dir
+from distill.augment.contextual import load_masked_lm
 from distill.data import BUILTINS, TextTask, check_label_compatibility, load_subset
 from distill.hf import ModelError, load_classifier
 from distill.profile import dataset_profile
@@ -222,8 +223,10 @@ def _base_profile(source: str | Path) -> dict[str, Any]:
 
 def register_teacher(db: Db, settings: Settings, body: TeacherIn, owner: str | None) -> TeacherEntry:
     """A fine-tuned teacher by path/Hub id, or a base encoder to fine-tune per job: load it (validation)."""
-    ref = TeacherRef.model_validate(body.model_dump(exclude={"name"}))
+    ref = TeacherRef.model_validate(body.model_dump(exclude={"name", "masked_lm"}))
     source = ref.path or ref.base or ""
+    if body.masked_lm:
+        return _register_masked_lm(db, settings, body, owner)
     if ref.base == "minilm":
         kind, profile = "base", _base_profile(minilm_dir())
     else:
@@ -240,15 +243,50 @@ def register_teacher(db: Db, settings: Settings, body: TeacherIn, owner: str | N
     )
 
 
+def _masked_lm_profile(source: str | Path) -> dict[str, Any]:
+    model, _ = load_masked_lm(source)  # refused without its MLM head
+    cfg = model.config
+    return {
+        "masked_lm": True, "model_type": cfg.model_type, "layers": cfg.num_hidden_layers,
+        "hidden": cfg.hidden_size, "params": count_params(model), "labels": None, "num_labels": None,
+        "fine_tuned": False,
+    }  # fmt: skip
+
+
+def _register_masked_lm(db: Db, settings: Settings, body: TeacherIn, owner: str | None) -> TeacherEntry:
+    """A masked LM for contextual augmentation, by path (under the import roots) or Hub id: loaded with its
+    MLM head (refused without one)."""
+    if not body.path:
+        raise DataError("a masked LM is given by `path` (a folder or Hub id), not `base`")
+    source = body.path
+    local = _is_local(source, settings, "model")
+    if local:
+        source = str(guard_path(source, settings.allowed_roots))
+    with _hub_errors(source, "model") if not local else nullcontext():
+        profile = _masked_lm_profile(source)
+    name = body.name or clean_name(Path(source).name or source, "masked-lm")
+    ref = TeacherRef(path=source).model_dump()
+    kind = "path" if local else "hub"
+    return add_entry(db, TeacherEntry, owner=owner, name=name, kind=kind, ref=ref, profile=profile)
+
+
 def register_uploaded_teacher(
-    db: Db, settings: Settings, entry_id: str, archive: Path, name: str | None, owner: str | None
+    db: Db,
+    settings: Settings,
+    entry_id: str,
+    archive: Path,
+    name: str | None,
+    owner: str | None,
+    masked_lm: bool = False,
 ) -> TeacherEntry:
-    """``archive`` was saved under ``uploads/teachers/<entry_id>/``: extract it safely, load, profile."""
+    """``archive`` was saved under ``uploads/teachers/<entry_id>/``: extract it safely, load, profile (as a
+    masked LM with its head when ``masked_lm``)."""
     with _removed_on_error(archive.parent):
         limit = extract_limit(settings, archive)
         model_dir = safe_extract(archive, archive.parent / "model", max_bytes=limit)
         archive.unlink()
-        profile = _teacher_profile(model_dir)  # loading checks the folder (safetensors, no remote code)
+        # loading checks the folder (safetensors, no remote code)
+        profile = _masked_lm_profile(model_dir) if masked_lm else _teacher_profile(model_dir)
         size = sum(f.stat().st_size for f in model_dir.rglob("*") if f.is_file())
         ref = TeacherRef(path=str(model_dir))
         return add_entry(

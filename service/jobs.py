@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import HTTPException
+from pydantic import ValidationError
 
 from distill.pipeline import Pipeline
 from distill.tables import DataError
@@ -34,7 +35,7 @@ from store import (
 from store.jobs import IdempotencyConflict
 from store.models import Trial
 from store.results import measured_why, trial_rows
-from store.spec import JobBudget
+from store.spec import JobBudget, JobSpec
 from store.states import JobState
 
 
@@ -46,6 +47,8 @@ def job_out(job: Job) -> JobOut:
         state=job.state,  # type: ignore[arg-type]
         dataset_id=job.dataset_id,
         teacher_id=job.teacher_id,
+        extra_teacher_ids=(job.extra_ids or {}).get("extra_teacher_ids", []),
+        mlm_id=(job.extra_ids or {}).get("mlm_id"),
         budget=JobBudget.model_validate(job.budget),
         progress=Progress(
             trials_done=done,
@@ -86,21 +89,43 @@ def queue_job(ctx: Context, key: ApiKey, body: JobRequest, idempotency_key: str 
     """Check that the caller owns the dataset and teacher and that they match, then queue the job (the API
     and the dashboard's form both submit through here)."""
     dataset = owned_dataset(ctx, key, body.dataset_id)
-    teacher = owned_teacher(ctx, key, body.teacher_id)
+    teachers = [owned_teacher(ctx, key, i) for i in (body.teacher_id, *body.extra_teacher_ids)]
+    for i, teacher in enumerate(teachers):
+        what = "teacher" if i == 0 else f"extra teacher {teacher.id}"
+        if teacher.profile.get("masked_lm"):
+            raise HTTPException(422, f"{what} is a masked LM, not a teacher: give it as `mlm_id`")
+        if i and not teacher.profile.get("fine_tuned"):
+            raise HTTPException(422, f"{what} is a base encoder: an extra teacher must be fine-tuned")
+        try:
+            check_pair(dataset, teacher)
+        except DataError as e:
+            raise HTTPException(422, f"{what} and the dataset do not match: {e}") from None
+    if len(set(body.extra_teacher_ids) | {body.teacher_id}) != len(teachers):
+        raise HTTPException(422, "a teacher is given twice")
+    mlm = owned_teacher(ctx, key, body.mlm_id) if body.mlm_id else None
+    if mlm is not None and not mlm.profile.get("masked_lm"):
+        raise HTTPException(422, f"{mlm.id} is not a masked LM (register one with `masked_lm: true`)")
+    spec = {
+        "dataset": dataset.ref,
+        "teacher": teachers[0].ref,
+        "budget": body.budget.model_dump(mode="json"),
+        "extra_teachers": [t.ref for t in teachers[1:]],
+        "mlm": mlm.ref["path"] if mlm else None,
+    }
     try:
-        check_pair(dataset, teacher)
-    except DataError as e:
-        raise HTTPException(422, f"teacher and dataset do not match: {e}") from None
+        JobSpec.model_validate(spec)  # the parts agree (a warm start's teachers and masked LM)
+    except ValidationError as e:
+        raise HTTPException(422, "; ".join(err["msg"] for err in e.errors())) from None
+    ids = {"extra_teacher_ids": list(body.extra_teacher_ids), "mlm_id": body.mlm_id}
     try:
         return create_job(
             ctx.db,
-            dataset=dataset.ref,
-            teacher=teacher.ref,
-            budget=body.budget.model_dump(mode="json"),
+            **spec,
             owner=key.id,
             idempotency_key=idempotency_key,
             dataset_id=dataset.id,
-            teacher_id=teacher.id,
+            teacher_id=teachers[0].id,
+            extra_ids=ids if body.extra_teacher_ids or body.mlm_id else None,
         )
     except IdempotencyConflict as e:
         raise HTTPException(422, str(e)) from None

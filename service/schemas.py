@@ -51,6 +51,11 @@ class TeacherIn(TeacherRef):
     that each job fine-tunes once on its dataset (``base``; ``minilm`` is shipped)."""
 
     name: Name | None = None
+    masked_lm: bool = Field(
+        False,
+        description="Register a masked LM (`path`: folder or Hub id, with its MLM head) for jobs' `mlm_id` "
+        "(contextual augmentation), not a teacher.",
+    )
 
     model_config = ConfigDict(
         extra="forbid",
@@ -85,6 +90,16 @@ class JobRequest(StrictModel):
     dataset_id: Id
     teacher_id: Id
     budget: JobBudget = Field(default_factory=JobBudget)
+    extra_teacher_ids: list[Id] = Field(
+        default_factory=list,
+        max_length=7,
+        description="More registered fine-tuned teachers: the search may mix their soft targets with the "
+        "first's (`teacher_mix`: equal weights, fixed or per-example confidence).",
+    )
+    mlm_id: Id | None = Field(
+        None,
+        description="A registered masked LM (`masked_lm: true`): the search may use contextual augmentation.",
+    )
 
     model_config = ConfigDict(
         extra="forbid",
@@ -113,6 +128,8 @@ class JobOut(BaseModel):
     state: JobState
     dataset_id: str | None
     teacher_id: str | None
+    extra_teacher_ids: list[str] = Field(default_factory=list)
+    mlm_id: str | None = None
     budget: JobBudget
     progress: Progress
     best_accuracy: float | None

@@ -9,7 +9,7 @@ serialises writers, PostgreSQL re-evaluates the WHERE clause on the locked row).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -42,10 +42,14 @@ class IdempotencyConflict(ValueError):
 
 
 def _same_request(
-    job: Job, dataset_id: str | None, teacher_id: str | None, budget: Mapping[str, Any]
+    job: Job,
+    dataset_id: str | None,
+    teacher_id: str | None,
+    budget: Mapping[str, Any],
+    extras: Mapping[str, Any] | None,
 ) -> bool:
-    asked = (dataset_id, teacher_id, dict(budget))
-    return (job.dataset_id, job.teacher_id, dict(job.budget or {})) == asked
+    asked = (dataset_id, teacher_id, dict(budget), extras or None)
+    return (job.dataset_id, job.teacher_id, dict(job.budget or {}), job.extras or None) == asked
 
 
 def create_job(
@@ -59,16 +63,24 @@ def create_job(
     study_name: str | None = None,
     dataset_id: str | None = None,
     teacher_id: str | None = None,
+    extra_teachers: Sequence[Mapping[str, Any]] = (),
+    mlm: str | None = None,
+    extra_ids: Mapping[str, Any] | None = None,
 ) -> Job:
     """Queue a job. With an ``idempotency_key`` already used by ``owner`` for the same request (dataset,
     teacher, budget), return that job instead; for another request, raise ``IdempotencyConflict``."""
     budget = dict(budget or {})
+    extras: dict[str, Any] = {}
+    if extra_teachers:
+        extras["extra_teachers"] = [dict(t) for t in extra_teachers]
+    if mlm:
+        extras["mlm"] = mlm
 
     def existing(s: Session) -> Job | None:
         q = select(Job).where(Job.idempotency_key == idempotency_key)
         q = q.where(Job.owner.is_(None) if owner is None else Job.owner == owner)
         job = s.scalars(q).first()
-        if job is not None and not _same_request(job, dataset_id, teacher_id, budget):
+        if job is not None and not _same_request(job, dataset_id, teacher_id, budget, extras):
             raise IdempotencyConflict(
                 f"this Idempotency-Key was used for job {job.id} with a different request body; "
                 "use a new key for a different job"
@@ -89,6 +101,8 @@ def create_job(
                 dataset_id=dataset_id,
                 teacher_id=teacher_id,
                 budget=budget,
+                extras=extras or None,
+                extra_ids=dict(extra_ids) if extra_ids else None,
                 trials_done=0,
                 trials_budget=budget.get("trials"),
                 progress_text="queued",

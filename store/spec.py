@@ -141,19 +141,31 @@ class JobBudget(StrictModel):
             raise ValueError(
                 "objectives start with `accuracy`, then optionally `params` or `latency_ms`, each once"
             )
-        for p in self.warm_start:
-            # a job has one teacher and reads no server-side model path besides it (they go through the
-            # import-root check when registered, as teachers): multi-teacher and contextual pipelines are
-            # for the library and the command line, not yet for a job
-            if p.augmentation.mlm is not None or p.teachers is not None:
-                raise ValueError(
-                    "a warm-start pipeline may not name a masked LM (augmentation.mlm) or extra teachers "
-                    "(teachers): a job takes one registered teacher"
-                )
         return self
 
 
 class JobSpec(StrictModel):
+    """What a job searches: the dataset, the teacher, the budget; optionally more teachers whose soft targets
+    the search may mix in (``teacher_mix``), and a masked LM that offers contextual augmentation."""
+
     dataset: DatasetRef
     teacher: TeacherRef
     budget: JobBudget = Field(default_factory=JobBudget)
+    extra_teachers: list[TeacherRef] = Field(
+        default_factory=list, max_length=7, description="Fine-tuned teachers (`path`) to mix with the first."
+    )
+    mlm: Text | None = Field(None, description="A masked LM (folder or Hub id) for `contextual` augmentation")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> JobSpec:
+        if any(t.path is None for t in self.extra_teachers):
+            raise ValueError("an extra teacher must be fine-tuned (given by `path`), not a base to fine-tune")
+        for p in self.budget.warm_start:
+            if p.augmentation.mlm is not None and p.augmentation.mlm != self.mlm:
+                raise ValueError("a warm-start pipeline's masked LM (augmentation.mlm) is not the job's mlm")
+            if p.teachers is not None and len(p.teachers.weights) != 1 + len(self.extra_teachers):
+                raise ValueError(
+                    f"a warm-start pipeline mixes {len(p.teachers.weights)} teachers; the job has "
+                    f"{1 + len(self.extra_teachers)}"
+                )
+        return self

@@ -66,6 +66,22 @@ def tiny_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_teacher(tmp_path_factory.mktemp("tiny-teacher"))
 
 
+@pytest.fixture(scope="session")
+def tiny_teacher2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another tiny teacher (another seed): the second teacher of multi-teacher jobs."""
+    from bench.tiny import make_tiny_teacher
+
+    return make_tiny_teacher(tmp_path_factory.mktemp("tiny-teacher2"), seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_mlm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random masked LM (MLM head included) with MiniLM's vocabulary."""
+    from bench.tiny import make_tiny_mlm
+
+    return make_tiny_mlm(tmp_path_factory.mktemp("tiny-mlm") / "mlm")
+
+
 @pytest.fixture(scope="module")
 def hub_offline():
     """Hub lookups fail at once instead of waiting on the network (``pytestmark = usefixtures(...)``)."""

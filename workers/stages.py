@@ -16,12 +16,14 @@ from typing import Any
 import torch
 
 from distill.assets import minilm_dir
-from distill.data import TextTask, load_subset
+from distill.augment.contextual import load_masked_lm
+from distill.data import TextTask, check_label_compatibility, load_subset
 from distill.encoding import encode_fixed
 from distill.finetune import FinetuneConfig, finetune_teacher
 from distill.lr_probe import PROBE_RULE, probe_grid, probe_lr
 from distill.pipeline import Pipeline, StudentArch
 from distill.profile import dataset_profile, teacher_profile
+from distill.tables import DataError
 from distill.teacher import Teacher, load_teacher
 from distill.teacher_outputs import teacher_outputs
 from search.candidates import STUDENT_PROXY, feasible_candidates, search_students
@@ -64,6 +66,7 @@ class Profiled:
     teacher: Teacher
     teacher_profile: dict[str, Any]
     meta: dict[str, float]
+    extra_teachers: list[Teacher] = dataclasses.field(default_factory=list)
 
 
 def load_job_task(spec: JobSpec) -> TextTask:
@@ -119,7 +122,25 @@ def profile(run: JobRun) -> Profiled:
         task, teacher, teacher_accuracy=t_prof["accuracy"], max_length=b.max_length, max_params=b.max_params
     )
     results.add_profile(run.db, "meta", meta, job_id=run.job.id)
-    return Profiled(task, teacher, t_prof, meta)
+    return Profiled(task, teacher, t_prof, meta, extra_models(run, task))
+
+
+def extra_models(run: JobRun, task: TextTask) -> list[Teacher]:
+    """The job's extra teachers (each must serve the dataset's labels) and a check that its masked LM loads
+    with its head; both fail the job with a clear error before any trial."""
+    extra = []
+    for i, ref in enumerate(run.spec.extra_teachers, 1):
+        run.state(JobState.PROFILING, progress_text=f"loading extra teacher {i}")
+        teacher = load_teacher(ref.path or "")
+        try:
+            check_label_compatibility(task, teacher.labels, len(teacher.labels))
+        except DataError as e:
+            raise DataError(f"extra teacher {i} does not serve the dataset: {e}") from None
+        extra.append(teacher)
+    if run.spec.mlm:
+        run.state(JobState.PROFILING, progress_text="loading the masked LM (contextual augmentation)")
+        load_masked_lm(run.spec.mlm)
+    return extra
 
 
 def students(run: JobRun, prof: Profiled) -> list[StudentArch]:
@@ -159,6 +180,10 @@ def build_space(run: JobRun, candidates: list[StudentArch]) -> SearchSpace:
     overrides: dict[str, Any] = {}
     if b.epochs:  # the references train for the longest
         overrides["epochs"], fixed["epochs"] = sorted(set(b.epochs)), max(b.epochs)
+    if run.spec.extra_teachers:
+        overrides["extra_teachers"] = len(run.spec.extra_teachers)
+    if run.spec.mlm:
+        overrides.update(mlm=run.spec.mlm, augmentations=[*space.augmentations, ("contextual",)])
     return dataclasses.replace(space, training=space.training.model_copy(update=fixed), **overrides)
 
 
@@ -215,5 +240,6 @@ def trial_inputs(run: JobRun, prof: Profiled, space: SearchSpace) -> TrialInputs
     )  # fmt: skip
     return TrialInputs(
         task, str(teacher.model.name_or_path), outputs, space, prof.teacher_profile["accuracy"],
-        str(run.artifacts / "trials"),
+        str(run.artifacts / "trials"), cache_dir=str(run.settings.teacher_outputs),
+        extra_teacher_dirs=tuple(str(t.model.name_or_path) for t in prof.extra_teachers),
     )  # fmt: skip

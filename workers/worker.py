@@ -122,7 +122,9 @@ class Worker:
     def _run_job(self, job: Job, abort: threading.Event) -> None:
         """The job's stages in order: profile, students, space, prediction, shared teacher outputs, the
         references and predicted pipelines, the search proper, then export and recommendation."""
-        spec = JobSpec.model_validate({"dataset": job.dataset, "teacher": job.teacher, "budget": job.budget})
+        spec = JobSpec.model_validate(
+            {"dataset": job.dataset, "teacher": job.teacher, "budget": job.budget, **(job.extras or {})}
+        )
         run = JobRun(
             self.db, self.settings, job, spec, abort,
             state=lambda state, **kw: self._state(job.id, state, abort, **kw),

@@ -162,16 +162,25 @@ class Proxy(ABC):
 
 class RankProxy(Proxy):
     """A proxy of several terms, each higher-is-better: a population's score is the mean of the terms'
-    ranks within it (:func:`ranks`); one candidate alone gets the sum of its raw terms."""
+    ranks within it (:func:`ranks`); one candidate alone gets the sum of its raw terms. Equal mean ranks
+    (terms that disagree exactly, e.g. three candidates in opposite orders) are broken by the raw
+    :meth:`total`, at a weight (``TIE_BREAK``) too small to reorder unequal means:
+    ``score = (1 − δ) · mean rank + δ · rank(total)``."""
 
     terms: ClassVar[tuple[str, ...]]
+    TIE_BREAK: ClassVar[float] = 1e-6
 
     def total(self, terms: Terms) -> float:
         return sum(terms[k] for k in self.terms)
 
     def combine(self, terms: Sequence[Terms]) -> list[float]:
         per_term = [ranks([t[k] for t in terms]) for k in self.terms]
-        return [sum(r) / len(per_term) for r in zip(*per_term, strict=True)]
+        tie = ranks([self.total(t) for t in terms])
+        keep = 1 - self.TIE_BREAK  # scores stay in [0, 1]
+        return [
+            keep * sum(r) / len(per_term) + self.TIE_BREAK * b
+            for r, b in zip(zip(*per_term, strict=True), tie, strict=True)
+        ]
 
 
 PROXIES: Registry[type[Proxy]] = Registry("proxy")

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from distill.families import shape_of
 from search.proxies.base import Proxy, register
 from search.proxies.batch import ProxyBatch
 from search.proxies.models import HFProxyModel, ProxyModel
@@ -28,13 +29,8 @@ _BERT_KEYS = ("hidden_size", "num_hidden_layers", "intermediate_size", "num_labe
 
 def bert_flops(config: Any, seq_len: int, *, pooler: bool = True) -> int:
     """Analytic forward FLOPs of one BERT-style sequence classification on ``seq_len`` tokens."""
-    h, layers, f, k, t = (
-        config.hidden_size,
-        config.num_hidden_layers,
-        config.intermediate_size,
-        config.num_labels,
-        seq_len,
-    )
+    shape = shape_of(config)
+    h, layers, f, k, t = shape.hidden, shape.layers, shape.ffn, config.num_labels, seq_len
     per_layer = 8 * t * h * h + 4 * t * t * h + 4 * t * h * f
     return layers * per_layer + (2 * h * h if pooler else 0) + 2 * h * k
 

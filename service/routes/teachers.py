@@ -29,6 +29,7 @@ class UploadMeta(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: Name | None = None
+    masked_lm: bool = False  # a masked LM for contextual augmentation, not a teacher
 
 
 def _out(ctx: Context, row: TeacherEntry) -> TeacherOut:
@@ -68,7 +69,7 @@ async def create_teacher(request: Request, ctx: Ctx, key: Key) -> TeacherOut:
     entry_id, archive = await receive_upload(ctx.settings, "teachers", upload, f"upload{suffix}")
     name = fields.name or (upload.filename or "teacher").split(".")[0]
     row = await run_in_threadpool(
-        register_uploaded_teacher, ctx.db, ctx.settings, entry_id, archive, name, key.id
+        register_uploaded_teacher, ctx.db, ctx.settings, entry_id, archive, name, key.id, fields.masked_lm
     )
     return _out(ctx, row)
 

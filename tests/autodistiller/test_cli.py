@@ -15,6 +15,9 @@ def test_components_lists_every_family(capsys):
     assert "mi_alpha" in listing["intermediate objectives"]
     assert {"eda_swap", "embed_neighbour"} <= set(listing["augmentations"])
     assert set(listing["layer mappings"]) == {"skip", "last", "uniform", "emd"}
+    assert "needs a masked LM" in listing["augmentations"]["contextual"]
+    assert set(listing["training schedules (Training.stages)"]) == {"single", "progressive"}
+    assert set(listing["teacher mixes (Pipeline.teachers)"]) == {"single", "fixed", "confidence"}
     assert main(["components"]) == 0
     assert "mi_alpha" in capsys.readouterr().out
 

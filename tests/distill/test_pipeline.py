@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from distill.pipeline import Augmentation, IntermediateSpec, LogitLossSpec, Pipeline, StudentArch
+from distill.pipeline import (
+    Augmentation,
+    IntermediateSpec,
+    LogitLossSpec,
+    Pipeline,
+    StudentArch,
+    progressive_split,
+)
 from distill.registry import Registry, UnknownComponentError
 
 
@@ -49,3 +56,16 @@ def test_registry_lists_itself_and_names_unknowns():
         reg.register("a", "again")(3)
     with pytest.raises(UnknownComponentError, match=r"No thing `c` registered \(known: a, b\)"):
         reg.get("c")
+
+
+def test_progressive_split_by_hand() -> None:
+    def shape(stages):
+        return [(st.epochs, st.intermediate, st.kd, st.hard) for st in stages]
+
+    assert shape(progressive_split(3)) == [(1, 1, 0, 0), (1, 0, 1, 0), (1, 0, 1, 1)]
+    assert shape(progressive_split(4)) == [(1, 1, 0, 0), (1, 0, 1, 0), (2, 0, 1, 1)]
+    assert shape(progressive_split(6)) == [(2, 1, 0, 0), (2, 0, 1, 0), (2, 0, 1, 1)]
+    assert shape(progressive_split(2)) == [(1, 1, 0, 0), (1, 0, 1, 1)]
+    assert shape(progressive_split(5, kd=False)) == [(2, 1, 0, 0), (3, 0, 1, 1)]
+    with pytest.raises(ValueError, match="at least 2 epochs"):
+        progressive_split(1)

@@ -122,8 +122,17 @@ def test_diswot_ranks_both_terms_within_the_population(batch: ProxyBatch) -> Non
     sem = build_proxy("diswot_semantic").score_all(teacher, students, batch)
     rel = build_proxy("diswot_relation").score_all(teacher, students, batch)
     scores = build_proxy("diswot").score_all(teacher, students, batch)
-    assert scores == pytest.approx([(a + b) / 2 for a, b in zip(ranks(sem), ranks(rel), strict=True)])
+    raw = [s + r for s, r in zip(sem, rel, strict=True)]  # ties of the mean rank fall to the paper's raw sum
+    d = 1e-6
+    expected = [
+        (1 - d) * (a + b) / 2 + d * t for a, b, t in zip(ranks(sem), ranks(rel), ranks(raw), strict=True)
+    ]
+    assert scores == pytest.approx(expected, rel=0, abs=1e-12)
     assert len(set(scores)) > 1
+    opposite = build_proxy("diswot").combine(
+        [{"diswot_semantic": a, "diswot_relation": b} for a, b in ((1.0, 0.3), (2.0, 0.2), (4.0, 0.1))]
+    )  # the terms disagree exactly: every mean rank is ½; the raw sums (1.3, 2.2, 4.1) order them
+    assert opposite[0] < opposite[1] < opposite[2] and opposite == pytest.approx([0.5] * 3, abs=1e-6)
     assert build_proxy("diswot")(teacher, students[0], batch) == pytest.approx(sem[0] + rel[0])
     assert ranks([3.0, 1.0, 2.0, 2.0]) == [1.0, 0.0, 0.5, 0.5] and ranks([7.0]) == [0.5]
 

@@ -72,11 +72,40 @@ def test_every_sample_is_a_valid_pipeline_with_conditional_params(
             )
             assert kinds <= OBJECTIVES.get(inter).supports
             assert ("inter_features" in params) == (OBJECTIVES.get(inter).supports == {"hidden", "attention"})
+        assert ("progressive" in params) == (inter != "none" and params["epochs"] >= 2)
+        if params.get("progressive"):
+            stages = pipe.training.stages or []
+            assert sum(st.epochs for st in stages) == pipe.training.epochs
+            assert (stages[0].hard, stages[0].kd, stages[0].intermediate) == (0, 0, 1)
+        else:
+            assert pipe.training.stages is None
+        assert "teacher_mix" not in params and pipe.teachers is None  # no extra teachers in this space
         assert pipe.training.max_length == space.training.max_length
         # the inverse gives back exactly the sampled params
         assert space.to_params(pipe) == params
     assert seen_losses == set(LOSSES.names())
     assert len(seen_inters) >= len(OBJECTIVES) // 2
+
+
+def test_extra_teachers_offer_mixing_their_soft_targets() -> None:
+    space = SearchSpace.small(CANDIDATES[:2], extra_teachers=2)
+    assert space.size() == 3 * SearchSpace.small(CANDIDATES[:2]).size()
+    mixes = set()
+    for params in _sample(space, optuna.samplers.RandomSampler(seed=3), 120):
+        pipe = space.to_pipeline(params)
+        assert ("teacher_mix" in params) == (params["loss"] != "ce_only")
+        mix = params.get("teacher_mix", "single")
+        mixes.add(mix)
+        if mix == "single":
+            assert pipe.teachers is None
+        else:
+            assert pipe.teachers is not None and pipe.teachers.mode == mix
+            assert pipe.teachers.weights == [1.0, 1.0, 1.0]  # the job's teacher and two extras, equal
+        assert space.to_params(pipe) == params
+        assert pipe.training.stages is None  # the small preset offers no progressive schedule
+    assert mixes == {"single", "fixed", "confidence"}
+    with pytest.raises(ValueError, match="extra_teachers"):
+        SearchSpace.small(CANDIDATES, extra_teachers=9)
 
 
 def test_mse_and_ce_only_have_no_temperature(space: SearchSpace) -> None:

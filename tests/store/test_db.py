@@ -33,7 +33,7 @@ TABLES = {
     "recommendations",
     "recommender_models",
 }
-HEAD = "0004"
+HEAD = "0005"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -384,14 +384,30 @@ def test_pipeline_json_round_trip_and_records(sf: sessionmaker[Session]) -> None
 
 
 def test_a_job_may_not_name_server_side_models_in_a_warm_start() -> None:
-    """A warm-start pipeline naming a masked LM or extra teachers would make the server load a path that never
-    passed the import-root check: the job contract refuses it."""
+    """A warm-start pipeline naming another masked LM than the job's (which passed registration and its
+    import-root check), or another number of teachers, would make the server load a path nobody checked or
+    fail mid-search: the job contract refuses it."""
     from pydantic import ValidationError
 
-    from distill.pipeline import Augmentation, Pipeline
-    from store.spec import JobBudget
+    from distill.pipeline import Augmentation, Pipeline, TeacherMix
+    from store.spec import DatasetRef, JobBudget, JobSpec, TeacherRef
+
+    def spec(warm: Pipeline, **kw: object) -> JobSpec:
+        return JobSpec(
+            dataset=DatasetRef(source="d"), teacher=TeacherRef(path="t"), budget=JobBudget(warm_start=[warm]),
+            **kw,
+        )  # fmt: skip
 
     contextual = Pipeline(augmentation=Augmentation(ops=["contextual"], copies=1, mlm="/etc"))
     with pytest.raises(ValidationError, match="masked LM"):
-        JobBudget(warm_start=[contextual])
+        spec(contextual)
+    with pytest.raises(ValidationError, match="masked LM"):
+        spec(contextual, mlm="/srv/mlm")
+    assert spec(contextual, mlm="/etc").mlm == "/etc"
+    two = Pipeline(teachers=TeacherMix(weights=[1, 1]))
+    with pytest.raises(ValidationError, match="mixes 2 teachers; the job has 1"):
+        spec(two)
+    assert spec(two, extra_teachers=[TeacherRef(path="t2")]).extra_teachers[0].path == "t2"
+    with pytest.raises(ValidationError, match="must be fine-tuned"):
+        spec(Pipeline(), extra_teachers=[TeacherRef(base="minilm")])
     assert JobBudget(warm_start=[Pipeline()]).warm_start == [Pipeline()]
