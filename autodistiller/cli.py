@@ -8,7 +8,7 @@ import time
 
 from pydantic import ValidationError
 
-from autodistiller import local, remote
+from autodistiller import local, recommender_cli, remote
 from autodistiller.local import add_data_args
 from store.settings import Settings, SettingsError
 from store.states import TRIAL_STATUSES
@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("components", help="list every registered loss, objective and augmentation")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=local.cmd_components)
+    recommender_cli.add_verbs(sub)
     return parser
 
 
@@ -180,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     from distill.hf import ModelError
     from distill.registry import UnknownComponentError
     from distill.tables import DataError
+    from search.meta_rows import RowsError
     from service.client import ApiError
 
     args = build_parser().parse_args(argv)
@@ -192,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         FileNotFoundError,
         FileExistsError,
         SettingsError,
+        RowsError,
     )
     try:
         settings = Settings.from_env()
@@ -199,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     except (*errors, ApiError) as e:
         print(f"autodistiller: error: {e}", file=sys.stderr)
         return 2
-    if args.command not in ("components", "keys", "status", "leaderboard", "migrate"):
+    if args.command not in ("components", "keys", "status", "leaderboard", "migrate", "recommender"):
         print(f"done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return code
 

@@ -2,6 +2,12 @@
 
     nice -n 10 .venv/bin/python -m bench.methods [--tasks rotten_tomatoes bbc_news] [--seeds 0 1 2]
         [--sizes TRAIN VAL TEST] [--teacher-rows N] [--methods LABEL ...] [--lr 3e-4] [--epochs 3]
+        [--mlm FOLDER]
+
+``--mlm``: a masked LM folder (``{task}`` in it is replaced by the task's name; ``bench.mlm_head`` builds
+one per task) enables the contextual-augmentation method. The multi-teacher methods add a second teacher:
+MiniLM fine-tuned on the same rows as the first with fine-tuning seed 1 (built only when such a method is
+selected; its test accuracy is printed).
 
 Per task: a stratified, disjoint train / validation / test split of all labelled rows (the project's tasks
 only have train + validation, so the bench holds out its own test set); a MiniLM teacher fine-tuned on the
@@ -28,7 +34,16 @@ from distill.data import TextTask, load_task
 from distill.encoding import encode_fixed
 from distill.engine import distill_student
 from distill.finetune import FinetuneConfig, finetune_teacher
-from distill.pipeline import IntermediateSpec, LogitLossSpec, Pipeline, StudentArch, Training
+from distill.pipeline import (
+    Augmentation,
+    IntermediateSpec,
+    LogitLossSpec,
+    Pipeline,
+    StudentArch,
+    TeacherMix,
+    Training,
+    progressive_stages,
+)
 from distill.tables import Example
 from store.settings import Settings
 
@@ -36,8 +51,12 @@ STUDENT = StudentArch(layers=2, hidden=384, heads=12, ffn=1536)
 KD = "KD (KL, T=4)"
 
 
-def methods(tr: Training) -> dict[str, Pipeline]:
-    """Vanilla KD first; every other entry changes one thing of it."""
+CONTEXTUAL = "KD + contextual aug (p=0.15, 1 copy)"
+
+
+def methods(tr: Training, mlm: str | None = None) -> dict[str, Pipeline]:
+    """Vanilla KD first; every other entry changes one thing of it (contextual augmentation only with a
+    masked LM ``mlm``)."""
     kd = Pipeline.vanilla_kd(student=STUDENT, training=tr)
 
     def loss(name: str, **params: float) -> Pipeline:
@@ -57,7 +76,24 @@ def methods(tr: Training) -> dict[str, Pipeline]:
         "KD + hidden CE (skip)": inter("hidden_ce"),
         "KD + LELP (last)": inter("lelp", mapping="last"),
         "KD + ND class means (last)": inter("nd", mapping="last", class_means=1.0),
-    }
+        "KD + hidden MSE (skip)": inter("hidden_mse"),
+        "Progressive 1+1+1, hidden MSE (skip)": inter("hidden_mse").model_copy(
+            update={"training": tr.model_copy(update={"stages": progressive_stages(1, 1, tr.epochs - 2)})}
+        ),
+        "Multi-teacher fixed [1, 1]": kd.model_copy(update={"teachers": TeacherMix(weights=[1, 1])}),
+        "Multi-teacher confidence [1, 1]": kd.model_copy(
+            update={"teachers": TeacherMix(weights=[1, 1], mode="confidence")}
+        ),
+        # the augmentation's control: one augmented copy doubles the optimizer steps; so does this
+        "KD, 2x epochs (steps of 1 aug copy)": kd.model_copy(
+            update={"training": tr.model_copy(update={"epochs": 2 * tr.epochs})}
+        ),
+    } | ({CONTEXTUAL: kd.model_copy(update={"augmentation": augmentation(mlm)})} if mlm else {})
+
+
+def augmentation(mlm: str) -> Augmentation:
+    """Contextual augmentation: one augmented copy, each word replaced with probability 0.15."""
+    return Augmentation(ops=["contextual"], p=0.15, copies=1, mlm=mlm)
 
 
 def three_way_split(task: TextTask, sizes: Sequence[int], seed: int = 0) -> tuple[list[Example], ...]:
@@ -106,6 +142,7 @@ def run_task(
     tr: Training,
     settings: Settings,
     only: Sequence[str] = (),
+    mlm: str = "",
 ) -> None:
     """``teacher_rows`` ≥ ``sizes[0]``: the teacher is fine-tuned on that many rows, the students are
     distilled on the first ``sizes[0]`` of them (the transfer set is part of the teacher's training data)."""
@@ -128,16 +165,33 @@ def run_task(
         f"student {STUDENT.layers}x{STUDENT.hidden}, lr {tr.lr}, {tr.epochs} epochs, seeds {list(seeds)}\n"
     )
     print(f"Teacher (MiniLM-L6 fine-tuned) test accuracy {t_correct.mean():.4f}\n")
+    all_methods = methods(tr, mlm.replace("{task}", name) if mlm else None)
+    chosen = {k: v for k, v in all_methods.items() if k == KD or not only or k in only}
+    extra = []
+    if any(p.teachers for p in chosen.values()):
+        second = finetune_teacher(
+            minilm_dir(),
+            TextTask(full.name, full.labels, teacher_train, val),
+            settings.teachers,
+            FinetuneConfig(max_length=tr.max_length, seed=1),
+        )
+        s_correct = correct(second.model, test_enc)
+        agree = (t_correct == s_correct).mean()
+        print(
+            f"Second teacher (MiniLM-L6 fine-tuned on the same rows, seed 1) test accuracy "
+            f"{s_correct.mean():.4f}; both right or both wrong on {agree:.3f} of the test rows\n"
+        )
+        extra = [second]
     print("| method | test acc (mean of seeds) | 95% CI | per seed | Δ vs KD | Δ 95% CI | s/run |")
     print("|---|---|---|---|---|---|---|")
     results: dict[str, np.ndarray] = {}
-    chosen = {k: v for k, v in methods(tr).items() if k == KD or not only or k in only}
     for label, pipe in chosen.items():
         rows, secs = [], 0.0
         for seed in seeds:
-            p = pipe.model_copy(update={"training": tr.model_copy(update={"seed": seed})})
+            p = pipe.model_copy(update={"training": pipe.training.model_copy(update={"seed": seed})})
             t0 = time.perf_counter()
-            r = distill_student(task, teacher, p, progress=False, measure_latency=False)
+            more = extra if p.teachers else []
+            r = distill_student(task, teacher, p, progress=False, measure_latency=False, extra_teachers=more)
             secs += time.perf_counter() - t0
             rows.append(correct(r.student, test_enc))
         results[label] = c = np.mean(rows, axis=0)
@@ -163,11 +217,14 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--max-length", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--mlm", default="", help="masked LM folder ({task}: the task) for contextual aug")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tr = Training(lr=args.lr, epochs=args.epochs, batch_size=32, max_length=args.max_length)
     for name in args.tasks:
-        run_task(name, args.sizes, args.teacher_rows, args.seeds, tr, Settings.from_env(), args.methods)
+        run_task(
+            name, args.sizes, args.teacher_rows, args.seeds, tr, Settings.from_env(), args.methods, args.mlm
+        )
 
 
 if __name__ == "__main__":

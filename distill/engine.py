@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import PreTrainedModel
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from distill.augment import AugmentContext, augment_examples
 from distill.data import TextTask, check_label_compatibility
@@ -21,6 +21,7 @@ from distill.student import InitReport, build_student, count_params, cpu_latency
 from distill.teacher import Teacher
 from distill.teacher_outputs import TeacherOutputs, teacher_outputs
 from distill.trainer import DistillLoss, Reporter, TrainResult, train_model
+from distill.vocab import TaskVocab, pruned_tokenizer, task_vocab
 
 
 @dataclass
@@ -31,6 +32,8 @@ class DistillResult:
     params: int
     latency_ms: float
     init: InitReport
+    tokenizer: PreTrainedTokenizerBase  # the student's: the teacher's, or its pruned copy
+    vocab: TaskVocab | None = None  # the pruned vocabulary (``pipeline.student.vocab == "task"``)
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -111,7 +114,10 @@ def distill_student(
     tr = pipeline.training
     label_map = torch.tensor(check_label_compatibility(task, teacher.labels, len(teacher.labels)))
     wants_attn = pipeline.intermediate.name != "none" and pipeline.intermediate.features != "hidden"
-    student, init = build_student(pipeline.student, teacher.model, eager=wants_attn, seed=tr.seed)
+    vocab = student_vocab(task, teacher) if pipeline.student.vocab == "task" else None
+    student, init = build_student(
+        pipeline.student, teacher.model, eager=wants_attn, seed=tr.seed, kept=vocab.kept if vocab else None
+    )
     criterion = DistillLoss(pipeline, student, teacher.model.config)
 
     tok = teacher.tokenizer
@@ -137,6 +143,8 @@ def distill_student(
         apply_teacher_mix(parts, texts, task, [teacher, *extra_teachers], pipeline, cache_dir)
     train = _concat(parts)
     val = encode_fixed(task.validation, tok, tr.max_length, label_map)
+    if vocab is not None:  # the teacher read its own ids; the student reads its pruned vocabulary's
+        train.input_ids, val.input_ids = vocab.remap(train.input_ids), vocab.remap(val.input_ids)
 
     result = train_model(
         student,
@@ -150,4 +158,14 @@ def distill_student(
         desc=f"student {pipeline.student.layers}x{pipeline.student.hidden}",
     )
     latency = cpu_latency_ms(student, seq_len=tr.max_length) if measure_latency else float("nan")
-    return DistillResult(student, pipeline, result, count_params(student), latency, init)
+    student_tok = pruned_tokenizer(tok, vocab) if vocab is not None else tok
+    return DistillResult(student, pipeline, result, count_params(student), latency, init, student_tok, vocab)
+
+
+def student_vocab(task: TextTask, teacher: Teacher) -> TaskVocab:
+    """The pruned vocabulary of a ``vocab: task`` student: the tokens of the task's training and validation
+    text (never the test split's) and the special tokens."""
+    texts = [t for ex in [*task.train, *task.validation] for t in (ex.text, ex.text_pair) if t]
+    return task_vocab(
+        teacher.tokenizer, texts, vocab_size=teacher.model.get_input_embeddings().weight.shape[0]
+    )

@@ -60,7 +60,7 @@ def export_student(result, teacher, task, folder: Path) -> Path:
     arch = result.pipeline.student
     return save_model(
         result.student,
-        teacher.tokenizer,
+        result.tokenizer,
         folder,
         {
             "title": f"Distilled student ({arch.layers} layers × {arch.hidden}) for {task.name}",

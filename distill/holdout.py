@@ -68,7 +68,7 @@ def paired_latency(
     states = {k: (next(m.parameters()).device, m.training) for k, m in models.items()}
     for m in models.values():
         m.to("cpu").eval()
-    ids = torch.randint(1000, 2000, (batch, seq_len))
+    ids = torch.randint(1000, 2000, (batch, seq_len)) % min(m.config.vocab_size for m in models.values())
     mask = torch.ones_like(ids)
     times: dict[str, list[float]] = {k: [] for k in runners}
     order = list(runners)

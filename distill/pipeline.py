@@ -43,6 +43,12 @@ class StudentArch(_Spec):
         "teacher-layers",
         description="Copy the teacher's embeddings and evenly spaced layers where shapes match (DistilBERT).",
     )
+    vocab: Literal["full", "task"] = Field(
+        "full",
+        exclude_if=lambda v: v == "full",
+        description="`task`: keep only the tokens of the task's training and validation text (WordPiece "
+        "tokenizers; `distill.vocab`); `full`: the teacher's whole vocabulary.",
+    )
     embedding: int | None = Field(
         None,
         ge=8,

@@ -25,16 +25,18 @@ from distill.pipeline import StudentArch
 _LAYER = re.compile(r"\.layer\.(\d+)\.")
 
 
-def student_config(arch: StudentArch, teacher: PreTrainedModel, *, eager: bool = False) -> PretrainedConfig:
+def student_config(
+    arch: StudentArch, teacher: PreTrainedModel, *, eager: bool = False, vocab_size: int | None = None
+) -> PretrainedConfig:
     """A BERT config for ``arch`` (ELECTRA with ``embedding_size`` when ``arch.embedding`` is set) with the
-    teacher's vocabulary, positions and labels."""
+    teacher's vocabulary (``vocab_size`` rows when pruned), positions and labels."""
     t = teacher.config
     shape = shape_of(t)
     family = BertConfig if arch.embedding is None else ElectraConfig
     extra = {} if arch.embedding is None else {"embedding_size": arch.embedding}
     cfg = family(
         **extra,
-        vocab_size=shape.vocab,
+        vocab_size=vocab_size or shape.vocab,
         hidden_size=arch.hidden,
         num_hidden_layers=arch.layers,
         num_attention_heads=arch.heads,
@@ -76,14 +78,16 @@ def principal_directions(embeddings: Tensor, k: int) -> Tensor:
     return vh[:k].T
 
 
-def init_from_teacher(student: PreTrainedModel, teacher: PreTrainedModel) -> InitReport:
+def init_from_teacher(
+    student: PreTrainedModel, teacher: PreTrainedModel, kept: Tensor | None = None
+) -> InitReport:
     """Copy every teacher tensor whose (layer-remapped) name and shape match; leave the rest random.
 
     Names match across BERT-layout families (BERT, RoBERTa / XLM-R, ELECTRA: ``<prefix>.encoder.layer.i``);
     others (DistilBERT, DeBERTa, ALBERT, ModernBERT) give at least their word embeddings. A RoBERTa-style
     position table is read from its position 0 on. A narrower student's embedding tables (word, position,
     token type) are the teacher's projected onto the top principal directions of its word embeddings, so
-    even a narrow student starts with a lexicon.
+    even a narrow student starts with a lexicon. ``kept``: the teacher ids of a pruned vocabulary's rows.
     """
     n_s, n_t = student.config.num_hidden_layers, teacher.config.num_hidden_layers
     s_prefix, t_prefix = f"{student.base_model_prefix}.", f"{teacher.base_model_prefix}."
@@ -93,6 +97,9 @@ def init_from_teacher(student: PreTrainedModel, teacher: PreTrainedModel) -> Ini
     }
     if (offset := position_offset(teacher.config)) and (key := _position_key(t_state)):
         t_state[key] = t_state[key][offset:]
+    if kept is not None:
+        key = next(k for k, v in t_state.items() if v is teacher.get_input_embeddings().weight)
+        t_state[key] = t_state[key][kept]
     copied, projected, total = 0, 0, 0
     bases: dict[int, Tensor] = {}  # width → the teacher's top principal directions of its word embeddings
 
@@ -140,12 +147,20 @@ def _is_embedding_table(name: str) -> bool:
 
 
 def build_student(
-    arch: StudentArch, teacher: PreTrainedModel, *, eager: bool = False, seed: int = 0
+    arch: StudentArch,
+    teacher: PreTrainedModel,
+    *,
+    eager: bool = False,
+    seed: int = 0,
+    kept: Tensor | None = None,
 ) -> tuple[PreTrainedModel, InitReport]:
-    """A fresh student for ``arch``, copying teacher tensors where ``arch.init`` asks and shapes allow."""
+    """A fresh student for ``arch``, copying teacher tensors where ``arch.init`` asks and shapes allow;
+    ``kept``: the teacher ids its pruned vocabulary keeps (``distill.vocab``)."""
     torch.manual_seed(seed)
-    student = AutoModelForSequenceClassification.from_config(student_config(arch, teacher, eager=eager))
-    report = init_from_teacher(student, teacher) if arch.init == "teacher-layers" else InitReport(0, 0)
+    vocab_size = len(kept) if kept is not None else None
+    cfg = student_config(arch, teacher, eager=eager, vocab_size=vocab_size)
+    student = AutoModelForSequenceClassification.from_config(cfg)
+    report = init_from_teacher(student, teacher, kept) if arch.init == "teacher-layers" else InitReport(0, 0)
     return student, report
 
 
@@ -153,10 +168,13 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def estimate_params(arch: StudentArch, teacher: PreTrainedModel) -> int:
-    """Parameters of the student ``arch`` would build, without allocating it."""
+def estimate_params(arch: StudentArch, teacher: PreTrainedModel, vocab_size: int | None = None) -> int:
+    """Parameters of the student ``arch`` would build, without allocating it (``vocab_size``: the rows of a
+    pruned vocabulary, used when ``arch.vocab`` is ``task``)."""
+    rows = vocab_size if arch.vocab == "task" else None
     with torch.device("meta"):
-        return count_params(AutoModelForSequenceClassification.from_config(student_config(arch, teacher)))
+        model = AutoModelForSequenceClassification.from_config(student_config(arch, teacher, vocab_size=rows))
+        return count_params(model)
 
 
 @torch.no_grad()
@@ -165,7 +183,7 @@ def cpu_latency_ms(model: PreTrainedModel, seq_len: int = 64, batch: int = 1, ru
     device = next(model.parameters()).device
     was_training = model.training
     model.to("cpu").eval()
-    ids = torch.randint(1000, 2000, (batch, seq_len))
+    ids = torch.randint(1000, 2000, (batch, seq_len)) % model.config.vocab_size  # a pruned vocab may be small
     mask = torch.ones_like(ids)
     for _ in range(3):
         model(input_ids=ids, attention_mask=mask)

@@ -9,11 +9,13 @@ from transformers import PreTrainedModel
 
 from distill.data import TextTask
 from distill.encoding import encode_fixed
+from distill.engine import student_vocab
 from distill.families import shape_of
 from distill.pipeline import StudentArch
 from distill.profile import teacher_label_map
 from distill.student import build_student, count_params, cpu_latency_ms, estimate_params
 from distill.teacher import Teacher
+from distill.vocab import TaskVocab, can_prune
 from search.proxies import DEFAULT_PROXY, ProxyBatch, random_like
 from search.proxy_scoring import proxy_fitness
 from search.student_search import StudentBudget, StudentSpace, regularized_evolution, student_params
@@ -55,14 +57,20 @@ def feasible_candidates(
     max_params: int | None,
     max_latency_ms: float | None,
     seq_len: int,
+    vocab: TaskVocab | None = None,
 ) -> tuple[list[StudentArch], list[dict[str, Any]]]:
-    """Candidates that meet the budget (checked before any training), and a row per candidate for the DB."""
+    """Candidates that meet the budget (checked before any training), and a row per candidate for the DB
+    (``vocab``: the task's pruned vocabulary, needed by ``vocab: task`` candidates)."""
     rows, keep = [], []
     for arch in candidates:
-        row: dict[str, Any] = {"arch": arch.model_dump(), "params": estimate_params(arch, teacher)}
+        if arch.vocab == "task" and vocab is None:
+            raise ValueError("a `vocab: task` candidate needs the task's vocabulary (a WordPiece tokenizer)")
+        size = vocab.size if vocab is not None else None
+        row: dict[str, Any] = {"arch": arch.model_dump(), "params": estimate_params(arch, teacher, size)}
         ok = max_params is None or row["params"] <= max_params
         if ok and max_latency_ms is not None:
-            student, _ = build_student(arch, teacher, seed=0)
+            kept = vocab.kept if arch.vocab == "task" and vocab is not None else None
+            student, _ = build_student(arch, teacher, seed=0, kept=kept)
             row["latency_ms"] = cpu_latency_ms(student, seq_len=seq_len)
             ok = row["latency_ms"] <= max_latency_ms
         row["feasible"] = ok
@@ -110,12 +118,16 @@ def search_students(
     """
     model = teacher.model
     shape = shape_of(model.config)
+    vocab = student_vocab(task, teacher) if can_prune(teacher.tokenizer) else None
     limit = max_params if max_params is not None else int(0.75 * count_params(model))
     latency_fn = None
     if max_latency_ms is not None:
 
         def latency_fn(arch: StudentArch) -> float:
-            return cpu_latency_ms(build_student(arch, model, seed=seed)[0], seq_len=seq_len, runs=5)
+            kept = vocab.kept if arch.vocab == "task" and vocab is not None else None
+            return cpu_latency_ms(
+                build_student(arch, model, seed=seed, kept=kept)[0], seq_len=seq_len, runs=5
+            )
 
     space = StudentSpace(
         layers=range(1, shape.layers),
@@ -123,6 +135,7 @@ def search_students(
         ffn_ratios=(1, 2, 3, 4),
         hidden_per_head=shape.hidden // shape.heads,
         embeddings=factorised_widths(shape.hidden),
+        task_vocab_size=vocab.size if vocab is not None else None,
     )
     budget = StudentBudget(max_params=limit, max_latency_ms=max_latency_ms, latency_fn=latency_fn)
     reference = default_candidates(model)[0]
@@ -133,7 +146,9 @@ def search_students(
     extras = [
         p for p in ("params", "flops") if p != proxy
     ]  # cheap, analytic: stored beside the search's proxy
-    fitness = proxy_fitness(scorer, batch, [proxy, *extras], seed)  # ranks within the scored population
+    fitness = proxy_fitness(
+        scorer, batch, [proxy, *extras], seed, vocab
+    )  # ranks within the scored population
     population = max(2, min(16, evaluations // 3))
     result = regularized_evolution(
         space, fitness, scorer, budget=budget, population=population, sample_size=max(1, population // 4),

@@ -36,6 +36,7 @@ def flatten(pipeline: Pipeline) -> dict[str, Any]:
     flat: dict[str, Any] = {
         "student_layers": st.layers, "student_hidden": st.hidden, "student_heads": st.heads,
         "student_ffn": st.ffn, "student_init": st.init, "student_embedding": st.embedding or st.hidden,
+        "student_vocab": st.vocab,
         "loss": loss.name,
     }  # fmt: skip
     if loss.name != "ce_only":

@@ -16,10 +16,18 @@ from transformers import PreTrainedModel
 
 from distill.pipeline import StudentArch
 from distill.student import build_student
+from distill.vocab import TaskVocab
 from search.proxies import Proxy, ProxyBatch, ProxyModel, build_proxy
 
 
-def _build(arch: StudentArch, teacher_model: PreTrainedModel, seed: int) -> ProxyModel:
+def _build(
+    arch: StudentArch, teacher_model: PreTrainedModel, seed: int, vocab: TaskVocab | None = None
+) -> ProxyModel:
+    if arch.vocab == "task":
+        if vocab is None:
+            raise ValueError("scoring a `vocab: task` student needs the task's vocabulary (distill.vocab)")
+        student, _ = build_student(arch, teacher_model, seed=seed, kept=vocab.kept)
+        return ProxyModel.from_hf(student, id_map=vocab.old_to_new)
     student, _ = build_student(arch, teacher_model, seed=seed)
     return ProxyModel.from_hf(student)
 
@@ -32,6 +40,7 @@ def score_candidates(
     seed: int = 0,
     *,
     options: Mapping[str, Mapping[str, Any]] | None = None,
+    vocab: TaskVocab | None = None,
 ) -> list[dict[str, Any]]:
     """A row per arch: ``arch``, ``params``, every proxy's score within ``archs`` and its raw terms
     (``diswot_semantic``/``diswot_relation``), and ``seconds`` (that student's build and scoring time;
@@ -48,7 +57,7 @@ def score_candidates(
     rows: list[dict[str, Any]] = []
     for arch in archs:
         t0 = time.perf_counter()
-        student = _build(arch, teacher_model, seed)
+        student = _build(arch, teacher_model, seed, vocab)
         row: dict[str, Any] = {
             "arch": arch.model_dump(),
             "params": sum(p.numel() for p in student.module.parameters()),
@@ -71,18 +80,23 @@ class ProxyFitness:
     population of such rows with ``proxies[0]`` (ranks within it for ``diswot``)."""
 
     def __init__(
-        self, teacher_model: PreTrainedModel, batch: ProxyBatch, proxies: Sequence[str], seed: int = 0
+        self,
+        teacher_model: PreTrainedModel,
+        batch: ProxyBatch,
+        proxies: Sequence[str],
+        seed: int = 0,
+        vocab: TaskVocab | None = None,
     ) -> None:
         if not proxies:
             raise ValueError("name at least one proxy")
-        self.teacher_model, self.batch, self.seed = teacher_model, batch, seed
+        self.teacher_model, self.batch, self.seed, self.vocab = teacher_model, batch, seed, vocab
         self.teacher = ProxyModel.from_hf(teacher_model)
         self.built = {n: build_proxy(n, seed) for n in proxies}
         self.main = self.built[proxies[0]]
         self.states = {n: p.prepare(self.teacher, batch) for n, p in self.built.items()}
 
     def __call__(self, arch: StudentArch) -> dict[str, float]:
-        student = _build(arch, self.teacher_model, self.seed)
+        student = _build(arch, self.teacher_model, self.seed, self.vocab)
         out: dict[str, float] = {}
         main: dict[str, float] = {}
         for n, p in self.built.items():
@@ -98,7 +112,12 @@ class ProxyFitness:
 
 
 def proxy_fitness(
-    teacher_model: PreTrainedModel, batch: ProxyBatch, proxies: Sequence[str], seed: int = 0
+    teacher_model: PreTrainedModel,
+    batch: ProxyBatch,
+    proxies: Sequence[str],
+    seed: int = 0,
+    vocab: TaskVocab | None = None,
 ) -> ProxyFitness:
-    """A :class:`ProxyFitness` scoring with ``proxies`` (the first ranks, the rest ride along)."""
-    return ProxyFitness(teacher_model, batch, proxies, seed)
+    """A :class:`ProxyFitness` scoring with ``proxies`` (the first ranks, the rest ride along; ``vocab``:
+    the task's pruned vocabulary, for ``vocab: task`` students)."""
+    return ProxyFitness(teacher_model, batch, proxies, seed, vocab)

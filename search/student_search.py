@@ -50,6 +50,7 @@ class StudentSpace:
     hiddens: Sequence[int] | None = None
     init: Literal["teacher-layers", "random"] = "teacher-layers"
     embeddings: Sequence[int] = ()  # factorised embedding widths offered besides none
+    task_vocab_size: int | None = None  # set: pruned-vocabulary students are offered too (gene ``vocab``)
     genes: dict[str, tuple[Any, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -64,6 +65,8 @@ class StudentSpace:
         genes["ffn_ratio"] = tuple(sorted(set(self.ffn_ratios)))
         if self.embeddings:
             genes["embedding"] = (0, *sorted(set(self.embeddings) - {0}))
+        if self.task_vocab_size is not None:
+            genes["vocab"] = ("full", "task")
         empty = [name for name, values in genes.items() if not values]
         if empty:
             raise ValueError(f"empty gene value list(s): {empty}")
@@ -95,7 +98,7 @@ class StudentSpace:
         emb = values.get("embedding") or None
         return StudentArch(
             layers=values["layers"], hidden=hidden, heads=values["heads"], ffn=ffn, init=self.init,
-            embedding=emb if emb is not None and emb < hidden else None,
+            embedding=emb if emb is not None and emb < hidden else None, vocab=values.get("vocab", "full"),
         )  # fmt: skip
 
     def sample(self, rng: random.Random) -> Genome:
@@ -126,19 +129,22 @@ class StudentBudget:
             raise ValueError("max_latency_ms needs a latency_fn(arch) -> ms")
 
 
-_PARAM_CACHE: weakref.WeakKeyDictionary[PreTrainedModel, dict[tuple[int, int, int], tuple[int, int]]] = (
+_PARAM_CACHE: weakref.WeakKeyDictionary[PreTrainedModel, dict[tuple[int, ...], tuple[int, int]]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def student_params(arch: StudentArch, teacher: PreTrainedModel) -> int:
+def student_params(arch: StudentArch, teacher: PreTrainedModel, task_vocab_size: int | None = None) -> int:
     """``estimate_params(arch, teacher)``, cached: a BERT classifier's size is affine in depth and does not
     depend on the head count, so two estimates per ``(hidden, ffn)`` give every depth exactly."""
     cache = _PARAM_CACHE.setdefault(teacher, {})
-    key = (arch.hidden, arch.ffn, arch.embedding or 0)
+    rows = task_vocab_size if arch.vocab == "task" else None
+    if arch.vocab == "task" and rows is None:
+        raise ValueError("the size of a `vocab: task` student needs the task's vocabulary size")
+    key = (arch.hidden, arch.ffn, arch.embedding or 0, rows or 0)
     if key not in cache:
-        one = estimate_params(arch.model_copy(update={"layers": 1}), teacher)
-        two = estimate_params(arch.model_copy(update={"layers": 2}), teacher)
+        one = estimate_params(arch.model_copy(update={"layers": 1}), teacher, rows)
+        two = estimate_params(arch.model_copy(update={"layers": 2}), teacher, rows)
         cache[key] = (one - (two - one), two - one)
     base, per_layer = cache[key]
     return base + arch.layers * per_layer
@@ -241,7 +247,7 @@ class _Evaluator:
         arch = self.space.decode(genome)
         if arch is None:
             return None
-        params = student_params(arch, self.teacher)
+        params = student_params(arch, self.teacher, self.space.task_vocab_size)
         if self.budget.max_params is not None and params > self.budget.max_params:
             return None
         latency = None

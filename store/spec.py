@@ -97,8 +97,8 @@ class JobBudget(StrictModel):
     max_params: int | None = Field(
         None,
         ge=100_000,
-        description="Every student has at most this many parameters (a student keeps the teacher's "
-        "vocabulary: the smallest BERT student of a 30k-token vocabulary has ~250k).",
+        description="Every student has at most this many parameters (the DisWOT search also offers "
+        "students with a pruned vocabulary and factorised embeddings, which reach far smaller sizes).",
     )
     max_latency_ms: float | None = Field(
         None, ge=0.1, le=600_000, description="Every student's CPU latency (1×max_length)."

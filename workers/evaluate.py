@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.encoding import encode_fixed
-from distill.hf import load_classifier
+from distill.hf import load_classifier, load_tokenizer
 from distill.holdout import held_out_metrics, interval_text, paired_latency, speed_text
 from distill.onnx_export import FILES, export_onnx, format_bytes, onnx_file, onnx_runner
 from distill.profile import teacher_label_map
@@ -105,12 +105,15 @@ def test_all(prof: Profiled, max_length: int, folders: dict[int, Path], chosen: 
     task, teacher = prof.task, prof.teacher
     if not task.test:
         return {"test": None, "reason": "the dataset has no test split (test_fraction 0)"}
-    data = encode_fixed(task.test, teacher.tokenizer, max_length, teacher_label_map(teacher, task))
+    label_map = teacher_label_map(teacher, task)
+    data = encode_fixed(task.test, teacher.tokenizer, max_length, label_map)
     doc: dict[str, Any] = {"n": len(task.test), "teacher": held_out_metrics(teacher.model, data)}
     doc["trials"] = {}
     for number, folder in folders.items():
         model = load_classifier(folder)
-        doc["trials"][str(number)] = held_out_metrics(model, data)
+        # each student reads the test text through its own tokenizer (a pruned vocabulary renumbers ids)
+        own = encode_fixed(task.test, load_tokenizer(folder), max_length, label_map)
+        doc["trials"][str(number)] = held_out_metrics(model, own)
         if number == chosen:
             extra = _format_runners(folder)
             speed = paired_latency(teacher.model, model, seq_len=max_length, extra=extra, **TIMING)

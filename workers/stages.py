@@ -19,6 +19,7 @@ from distill.assets import minilm_dir
 from distill.augment.contextual import load_masked_lm
 from distill.data import TextTask, check_label_compatibility, load_subset
 from distill.encoding import encode_fixed
+from distill.engine import student_vocab
 from distill.finetune import FinetuneConfig, finetune_teacher
 from distill.lr_probe import PROBE_RULE, probe_grid, probe_lr
 from distill.pipeline import Pipeline, StudentArch
@@ -148,9 +149,10 @@ def students(run: JobRun, prof: Profiled) -> list[StudentArch]:
     candidate is stored), plus the students of the user's warm starts."""
     b = run.spec.budget
     if b.candidates:
+        pruned = any(a.vocab == "task" for a in b.candidates)
         candidates, rows = feasible_candidates(
             b.candidates, prof.teacher.model, max_params=b.max_params, max_latency_ms=b.max_latency_ms,
-            seq_len=b.max_length,
+            seq_len=b.max_length, vocab=student_vocab(prof.task, prof.teacher) if pruned else None,
         )  # fmt: skip
         doc: dict[str, Any] = {"source": "given", "candidates": rows}
     else:

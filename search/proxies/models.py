@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
@@ -23,6 +22,7 @@ import torch
 from torch import Tensor, nn
 from transformers import PreTrainedModel
 
+from distill.families import model_inputs
 from search.proxies.batch import ProxyBatch
 
 Family = Literal["transformer", "cnn"]
@@ -53,9 +53,9 @@ class ProxyModel(ABC):
         return feats
 
     @staticmethod
-    def from_hf(model: PreTrainedModel) -> HFProxyModel:
-        """Adapter for a Hugging Face sequence classifier."""
-        return HFProxyModel(model)
+    def from_hf(model: PreTrainedModel, id_map: Tensor | None = None) -> HFProxyModel:
+        """Adapter for a Hugging Face sequence classifier (``id_map``: teacher ids → its own)."""
+        return HFProxyModel(model, id_map)
 
     @staticmethod
     def from_torch(module: nn.Module, features: FeatureSpec = None) -> TorchProxyModel:
@@ -177,16 +177,21 @@ class HFProxyModel(ProxyModel):
 
     family: ClassVar[Family] = "transformer"
 
-    def __init__(self, model: PreTrainedModel) -> None:
+    def __init__(self, model: PreTrainedModel, id_map: Tensor | None = None) -> None:
         self.module: PreTrainedModel = model
         self._classifier: nn.Linear | None = None
-        self._types = "token_type_ids" in inspect.signature(model.forward).parameters
+        self.id_map = id_map  # teacher ids → this model's (a pruned vocabulary's, ``distill.vocab``)
 
     def _kwargs(self, batch: ProxyBatch) -> dict[str, Tensor]:
-        kw = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
-        if self._types and batch.token_type_ids is not None:
-            kw["token_type_ids"] = batch.token_type_ids
-        return kw
+        ids = batch.input_ids
+        if self.id_map is not None and ids is not None:
+            ids = self.id_map.to(ids.device)[ids]
+        raw = {
+            "input_ids": ids,
+            "attention_mask": batch.attention_mask,
+            "token_type_ids": batch.token_type_ids,
+        }
+        return model_inputs(self.module, raw)
 
     def forward(self, batch: ProxyBatch) -> tuple[Tensor, Tensor]:
         out = self.module(**self._kwargs(batch), output_hidden_states=True)

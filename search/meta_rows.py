@@ -1,0 +1,116 @@
+"""Past trials anyone can bring: the documented row format the recommender learns from.
+
+One row per finished trial, in a CSV (UTF-8, header) or Parquet file:
+
+=================  ==================================================================================
+``task``           required: the task (dataset) the trial ran on; rows of one task are compared
+``pipeline``       required: the pipeline as JSON (``distill.pipeline.Pipeline``'s fields); names this
+                   installation lacks are kept (they still teach), only never recommended
+``score``          required (or ``accuracy``): the trial's score, higher is better, any scale or sign
+``teacher_score``  optional: the teacher's score on the task
+any other column   optional: numeric meta-features of the task (missing values allowed); text ignored
+=================  ==================================================================================
+
+The shipped meta-dataset (``search/priors/meta.csv``) is in this format (its ``accuracy`` is the score).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REQUIRED = ("task", "pipeline")
+SCORE_COLUMNS = ("score", "accuracy")
+#: Columns that are not meta-features, whatever their content.
+NOT_META = frozenset({"task", "pipeline", "score", "accuracy", "teacher_score", "job_id", "ratio", "params",
+                      "wall_seconds", "trial", "seed"})  # fmt: skip
+
+
+class RowsError(ValueError):
+    """The file is not a usable table of past trials; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class MetaRow:
+    task: str
+    pipeline: dict[str, Any]  # the raw JSON object (not validated against this installation's components)
+    score: float
+    meta: dict[str, float] = field(default_factory=dict)  # NaN: missing
+    teacher_score: float | None = None
+
+    @property
+    def key(self) -> str:
+        """The pipeline's identity across tasks (canonical JSON)."""
+        return json.dumps(self.pipeline, sort_keys=True)
+
+
+def _number(value: Any) -> float:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return math.nan
+    return float(value)
+
+
+def _records(path: Path) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
+    """Column names and (line or row number, record) pairs."""
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except Exception as e:  # a damaged or non-Parquet file
+            raise RowsError(f"{path.name}: not a readable Parquet file ({e})") from None
+        return table.column_names, [(i + 1, r) for i, r in enumerate(table.to_pylist())]
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            return list(reader.fieldnames or []), [(i, dict(r)) for i, r in enumerate(reader, start=2)]
+    except UnicodeDecodeError:
+        raise RowsError(f"{path.name}: not UTF-8 text (give a CSV in UTF-8, or Parquet)") from None
+
+
+def load_meta_rows(path: str | Path) -> list[MetaRow]:
+    """Read past trials (see the module docstring); a :class:`RowsError` names the file and line (CSV) or
+    row (Parquet) of the first bad value. Rows with an empty score are skipped (unfinished trials)."""
+    path = Path(path)
+    where = "row" if path.suffix.lower() == ".parquet" else "line"
+    if not path.is_file():
+        raise RowsError(f"{path.name}: no such file")
+    columns, records = _records(path)
+    missing = [c for c in REQUIRED if c not in columns]
+    score_col = next((c for c in SCORE_COLUMNS if c in columns), None)
+    if missing or score_col is None:
+        need = [*missing, *([] if score_col else ["score (or accuracy)"])]
+        raise RowsError(
+            f"{path.name}: the column(s) {', '.join(need)} are missing (have: {', '.join(columns)})"
+        )
+    meta_cols = [c for c in columns if c not in NOT_META]
+    rows: list[MetaRow] = []
+    for n, rec in records:
+        try:
+            score = _number(rec[score_col])
+            if math.isnan(score):
+                continue
+            pipeline = rec["pipeline"]
+            pipeline = json.loads(pipeline) if isinstance(pipeline, str) else pipeline
+            if not isinstance(pipeline, dict):
+                raise ValueError("the pipeline is not a JSON object")
+            meta = {}
+            for c in meta_cols:
+                try:
+                    meta[c] = _number(rec.get(c))
+                except (TypeError, ValueError):
+                    continue  # a text column: not a meta-feature
+            teacher = _number(rec.get("teacher_score")) if "teacher_score" in columns else math.nan
+            task = str(rec["task"] or "").strip()
+            if not task:
+                raise ValueError("the task is empty")
+            rows.append(MetaRow(task, pipeline, score, meta, None if math.isnan(teacher) else teacher))
+        except (TypeError, ValueError) as e:
+            raise RowsError(f"{path.name}, {where} {n}: {str(e).splitlines()[0][:200]}") from None
+    if not rows:
+        raise RowsError(f"{path.name}: no finished trial (every score is empty)")
+    return rows

@@ -1,0 +1,152 @@
+"""A pipeline ranker learned from anyone's past trials (:mod:`search.meta_rows`), and its honest check.
+
+* Target: a trial's **percentile within its task** (0 = the task's worst trial, 1 = its best; ties share),
+  so tasks with different scales, metrics (negative ones too) and teachers compare, and what is learned is
+  which pipelines beat which — what a one-shot pick needs.
+* Features: the pipeline JSON flattened generically (:func:`pipeline_vector`): numbers as they are (trees
+  need no scaling), names one-hot (``loss.name=kl``), lists of names multi-hot (``augmentation.ops=eda_swap``:
+  an op set, whatever its order), and a component's parameters *missing* (NaN) where the pipeline does not
+  use them; plus the rows' numeric meta-feature columns (NaN where missing). Names this installation lacks
+  are features like any other.
+* Model: scikit-learn's histogram gradient boosting (native NaN handling, no subsampling), bagged over
+  bootstrap resamples of the *tasks* (``bags`` fixed seeds): the mean is the prediction, the spread its
+  uncertainty. Deterministic for given rows.
+* Ranking: by predicted percentile; ties (within 1e-9) go to the lower uncertainty, then the cheaper
+  pipeline (:func:`cost`).
+* :func:`evaluate`: leave one task out; on the held-out task the pick is made among its measured pipelines;
+  one-shot and top-3 regret (best score − picked) against the best fixed pipeline (the one with the best
+  mean percentile over the other tasks) and a uniformly random pick.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.stats import rankdata
+from sklearn.ensemble import HistGradientBoostingRegressor
+
+from search.meta_rows import MetaRow, RowsError
+
+Vector = dict[str, float]
+
+
+def pipeline_vector(pipeline: Mapping[str, Any], prefix: str = "") -> Vector:
+    """The raw pipeline JSON as named numbers (see the module docstring); absent keys are missing."""
+    out: Vector = {}
+    for key, value in pipeline.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, int | float):  # bool too
+            out[name] = float(value)
+        elif isinstance(value, str):
+            out[f"{name}={value}"] = 1.0
+        elif isinstance(value, Mapping):
+            out.update(pipeline_vector(value, f"{name}."))
+        elif isinstance(value, list | tuple):
+            if all(isinstance(v, str) for v in value):
+                out.update({f"{name}={v}": 1.0 for v in value})
+                out[f"{name}.count"] = float(len(value))
+            elif all(isinstance(v, Mapping) for v in value):  # e.g. training stages
+                out[f"{name}.count"] = float(len(value))
+            else:
+                out.update(
+                    {f"{name}.{i}": float(v) for i, v in enumerate(value) if isinstance(v, int | float)}
+                )
+    return out
+
+
+def cost(pipeline: Mapping[str, Any]) -> float:
+    """A relative training cost: student layers × hidden² × epochs × (1 + augmented copies)."""
+    student, training = pipeline.get("student") or {}, pipeline.get("training") or {}
+    copies = (pipeline.get("augmentation") or {}).get("copies") or 0
+    return (
+        float(student.get("layers", 1)) * float(student.get("hidden", 1)) ** 2
+        * float(training.get("epochs", 1)) * (1 + float(copies))
+    )  # fmt: skip
+
+
+def percentiles(rows: Sequence[MetaRow]) -> np.ndarray:
+    """Each row's percentile within its task (0 worst … 1 best; a lone trial 0.5)."""
+    out = np.zeros(len(rows))
+    by_task: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(rows):
+        by_task[r.task].append(i)
+    for idx in by_task.values():
+        scores = [rows[i].score for i in idx]
+        ranks = rankdata(scores) - 1
+        out[idx] = ranks / (len(idx) - 1) if len(idx) > 1 else 0.5
+    return out
+
+
+@dataclass
+class Ranker:
+    """Bagged gradient boosting over (pipeline, meta-features) → within-task percentile."""
+
+    columns: list[str]
+    models: list[HistGradientBoostingRegressor]
+    meta_columns: list[str]
+
+    @classmethod
+    def fit(cls, rows: Sequence[MetaRow], *, bags: int = 5) -> Ranker:
+        tasks = sorted({r.task for r in rows})
+        if len(tasks) < 2 or len(rows) < 8:
+            raise RowsError(
+                f"the ranker needs trials of at least 2 tasks (8 rows), got {len(rows)} of {len(tasks)}"
+            )
+        meta_columns = sorted({k for r in rows for k in r.meta})
+        vectors = [cls._vector(r.pipeline, r.meta, meta_columns) for r in rows]
+        columns = sorted({k for v in vectors for k in v})
+        x, y = _matrix(vectors, columns), percentiles(rows)
+        by_task = defaultdict(list)
+        for i, r in enumerate(rows):
+            by_task[r.task].append(i)
+        models = []
+        for seed in range(bags):
+            rng = np.random.default_rng(seed)
+            picked = rng.choice(len(tasks), size=len(tasks), replace=True) if bags > 1 else range(len(tasks))
+            idx = np.concatenate([by_task[tasks[t]] for t in picked])
+            model = HistGradientBoostingRegressor(
+                max_iter=150, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=5,
+                l2_regularization=1.0, early_stopping=False, random_state=seed,
+            )  # fmt: skip
+            models.append(model.fit(x[idx], y[idx]))
+        return cls(columns, models, meta_columns)
+
+    @staticmethod
+    def _vector(
+        pipeline: Mapping[str, Any], meta: Mapping[str, float], meta_columns: Sequence[str]
+    ) -> Vector:
+        return {**pipeline_vector(pipeline), **{f"meta.{k}": meta.get(k, math.nan) for k in meta_columns}}
+
+    def predict(
+        self, pipelines: Sequence[Mapping[str, Any]], meta: Mapping[str, float] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and spread (std over the bags) of the predicted percentile of each pipeline on a task."""
+        x = _matrix([self._vector(p, meta or {}, self.meta_columns) for p in pipelines], self.columns)
+        preds = np.stack([m.predict(x) for m in self.models])
+        return preds.mean(0), preds.std(0)
+
+    def order(
+        self, pipelines: Sequence[Mapping[str, Any]], meta: Mapping[str, float] | None = None
+    ) -> list[int]:
+        """Indices of ``pipelines``, best first (ties: lower uncertainty, then cheaper)."""
+        mean, spread = self.predict(pipelines, meta)
+        return sorted(
+            range(len(pipelines)),
+            key=lambda i: (-round(float(mean[i]), 9), float(spread[i]), cost(pipelines[i])),
+        )
+
+
+def _matrix(vectors: Sequence[Vector], columns: Sequence[str]) -> np.ndarray:
+    """Rows × columns; a one-hot name absent from a row is 0, any other absent value NaN (missing)."""
+    onehot = {c for c in columns if "=" in c}
+    x = np.full((len(vectors), len(columns)), np.nan)
+    for j, c in enumerate(columns):
+        fill = 0.0 if c in onehot else np.nan
+        for i, v in enumerate(vectors):
+            x[i, j] = v.get(c, fill)
+    return x

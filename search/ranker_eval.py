@@ -1,0 +1,108 @@
+"""Leave one task out: does the ranker's one-shot pick beat the best fixed pipeline and a random pick?
+
+For each task T: fit on every other task's rows; among T's measured pipelines, pick the ranker's first
+(one-shot) and its first three (top-3: the best of them counts); regret = T's best score − the picked
+score. The best fixed pipeline: the pipeline (same JSON) with the highest mean percentile over the other
+tasks among those measured on T (ties: the cheaper); if none of T's pipelines was measured elsewhere, the
+cheapest. Random: the mean regret of a uniform pick. A pipeline measured several times on T (seeds) counts
+by its mean score.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from search.meta_rows import MetaRow, RowsError
+from search.ranker import Ranker, cost, percentiles
+
+
+@dataclass(frozen=True)
+class TaskRegret:
+    task: str
+    configs: int
+    best: float
+    one_shot: float
+    top3: float
+    fixed: float
+    random: float
+
+
+def _by_pipeline(rows: Sequence[MetaRow]) -> tuple[list[MetaRow], np.ndarray]:
+    """One row per distinct pipeline of a task (the first), with its mean score."""
+    groups: dict[str, list[MetaRow]] = defaultdict(list)
+    for r in rows:
+        groups[r.key].append(r)
+    firsts = [g[0] for g in groups.values()]
+    return firsts, np.array([np.mean([r.score for r in g]) for g in groups.values()])
+
+
+def dataset_of(task: str) -> str:
+    """The dataset of a task name ``dataset/variant`` (the shipped rows' convention): leave a whole dataset
+    out, never just one of its variants."""
+    return task.split("/", 1)[0]
+
+
+def evaluate(rows: Sequence[MetaRow], *, bags: int = 5, by_dataset: bool = False) -> list[TaskRegret]:
+    """Leave-one-task-out regrets (see the module docstring), one entry per task; ``by_dataset``: the
+    training side also leaves out the held-out task's other variants (:func:`dataset_of`)."""
+    tasks = sorted({r.task for r in rows})
+    group = dataset_of if by_dataset else (lambda t: t)
+    if len({group(t) for t in tasks}) < 3:
+        raise RowsError(
+            f"leaving one out needs at least 3 tasks (datasets), got {len({group(t) for t in tasks})}"
+        )
+    out = []
+    for task in tasks:
+        train = [r for r in rows if group(r.task) != group(task)]
+        held, scores = _by_pipeline([r for r in rows if r.task == task])
+        best = float(scores.max())
+        meta = held[0].meta
+        order = Ranker.fit(train, bags=bags).order([r.pipeline for r in held], meta)
+        pct = percentiles(train)
+        mean_pct: dict[str, list[float]] = defaultdict(list)
+        for r, p in zip(train, pct, strict=True):
+            mean_pct[r.key].append(float(p))
+        fixed = max(
+            range(len(held)),
+            key=lambda i: (
+                np.mean(mean_pct[held[i].key]) if held[i].key in mean_pct else -1.0,
+                -cost(held[i].pipeline),
+            ),
+        )
+        out.append(
+            TaskRegret(
+                task,
+                len(held),
+                best,
+                best - float(scores[order[0]]),
+                best - float(scores[order[:3]].max()),
+                best - float(scores[fixed]),
+                best - float(scores.mean()),
+            )
+        )
+    return out
+
+
+def report(regrets: Sequence[TaskRegret], scale: float = 1.0) -> str:
+    """A Markdown table of the regrets (× ``scale``, e.g. 100 for accuracy points) with the mean row."""
+    lines = [
+        "| task | pipelines | best | one-shot regret | top-3 regret | best fixed | random |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in regrets:
+        lines.append(
+            f"| {r.task} | {r.configs} | {r.best * scale:.2f} | {r.one_shot * scale:.2f} "
+            f"| {r.top3 * scale:.2f} | {r.fixed * scale:.2f} | {r.random * scale:.2f} |"
+        )
+    mean = {
+        k: np.mean([getattr(r, k) for r in regrets]) * scale for k in ("one_shot", "top3", "fixed", "random")
+    }
+    lines.append(
+        f"| **mean** | | | **{mean['one_shot']:.2f}** | {mean['top3']:.2f} | {mean['fixed']:.2f} "
+        f"| {mean['random']:.2f} |"
+    )
+    return "\n".join(lines)
