@@ -103,3 +103,23 @@ def test_a_mismatch_is_refused_and_leaves_nothing(bert_student: Path, tmp_path: 
         export_onnx(folder, atol=-1.0)  # no difference can be below a negative tolerance
     assert not (folder / ONNX_DIR).exists()
     assert not [p for p in folder.iterdir() if p.name.startswith(".onnx-")]
+
+
+def test_pruned_vocabulary_student_exports(tiny_teacher: Path, tmp_path: Path, texts: list[str]) -> None:
+    """A ``vocab: task`` student: its renumbered tokenizer feeds the check, its smaller table the graph."""
+    from distill.engine import student_vocab
+    from distill.teacher import load_teacher
+    from distill.vocab import pruned_tokenizer
+
+    task = load_task("rotten_tomatoes").subset(120, 40, seed=0)
+    teacher = load_teacher(tiny_teacher)
+    vocab = student_vocab(task, teacher)
+    arch = StudentArch(layers=1, hidden=64, heads=2, ffn=128, vocab="task")
+    student, _ = build_student(arch, teacher.model, kept=vocab.kept)
+    tok = pruned_tokenizer(teacher.tokenizer, vocab)
+    folder = save_model(student, tok, tmp_path / "pruned", card={"role": "test student"})
+    report = export_onnx(folder, texts[:16], max_length=64)
+    assert report["onnx"]["max_abs_diff"] <= 1e-4 and report["onnx"]["argmax_agreement"] == 1.0
+    assert (
+        report["bytes"]["onnx"] < 0.5 * format_bytes(_student(tiny_teacher, tmp_path / "full"))["safetensors"]
+    )
