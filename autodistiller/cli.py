@@ -13,6 +13,9 @@ from autodistiller.local import add_data_args
 from store.settings import Settings, SettingsError
 from store.states import TRIAL_STATUSES
 
+#: distill.onnx_export.FORMATS, spelled out: importing it would load torch into every command line start
+DOWNLOAD_FORMATS = ["safetensors", "onnx", "onnx-int8"]
+
 
 def _add_api_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -165,6 +168,11 @@ def _add_api_verbs(sub: argparse._SubParsersAction) -> None:
     p.add_argument("job")
     p.add_argument("--trial", type=int, default=None, help="a kept trial's student (Pareto front, refs)")
     p.add_argument("--out", required=True, help="a new folder for the student")
+    p.add_argument(
+        "--format", default="safetensors", choices=DOWNLOAD_FORMATS,
+        help="safetensors: the Hugging Face folder; onnx / onnx-int8: model.onnx / model-int8.onnx (dynamic "
+        "int8) with config.json and the tokenizer",
+    )  # fmt: skip
     _add_api_args(p)
     p.set_defaults(fn=remote.cmd_download)
 

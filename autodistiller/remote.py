@@ -106,6 +106,12 @@ def cmd_leaderboard(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_download(args: argparse.Namespace, settings: Settings) -> int:
-    folder = _client(args, settings).download_student(args.job, Path(args.out), trial=args.trial)
-    print(f"student saved to {folder} (load it with transformers.AutoModelForSequenceClassification)")
+    client = _client(args, settings)
+    folder = client.download_student(args.job, Path(args.out), trial=args.trial, format=args.format)
+    how = {
+        "safetensors": "load it with transformers.AutoModelForSequenceClassification",
+        "onnx": "run model.onnx with onnxruntime; the tokenizer with transformers.AutoTokenizer",
+        "onnx-int8": "run model-int8.onnx with onnxruntime; the tokenizer with transformers.AutoTokenizer",
+    }[args.format]
+    print(f"student saved to {folder} ({how})")
     return 0

@@ -7,6 +7,7 @@
     job = api.submit(data.id, teacher.id, {"trials": 12})
     job = api.wait(job.id, on_update=print)
     api.download_student(job.id, "student/")              # a Hugging Face model folder
+    api.download_student(job.id, "onnx/", format="onnx")  # model.onnx + config.json + tokenizer
 
 Answers are the API's own pydantic models (``service.schemas``); an error reply raises :class:`ApiError`.
 """
@@ -246,17 +247,27 @@ class Client:
         return self._post(JobOut, f"/v1/jobs/{job_id}/cancel")
 
     def download_student(
-        self, job_id: str, dest: str | Path, *, trial: int | None = None, max_bytes: int = 20 << 30
+        self,
+        job_id: str,
+        dest: str | Path,
+        *,
+        trial: int | None = None,
+        format: str = "safetensors",
+        max_bytes: int = 20 << 30,
     ) -> Path:
         """Download the recommended student (``trial``: that trial's, a kept Pareto-front or reference
-        student) and unpack it into the new folder ``dest`` (safely); returns it."""
+        student) and unpack it into the new folder ``dest`` (safely); returns it. ``format``: ``safetensors``
+        (the Hugging Face folder), ``onnx`` (``model.onnx``) or ``onnx-int8`` (``model-int8.onnx``), each ONNX
+        file with ``config.json`` and the tokenizer."""
         dest = Path(dest)
         if dest.exists():
             raise FileExistsError(f"{dest} exists; give a new folder for the student")
         with tempfile.TemporaryDirectory() as tmp:
             archive = Path(tmp) / "student.zip"
-            query = f"?trial={int(trial)}" if trial is not None else ""
-            with self.http.stream("GET", f"/v1/jobs/{job_id}/student{query}") as r:
+            params: dict[str, Any] = {"trial": int(trial)} if trial is not None else {}
+            if format != "safetensors":
+                params["format"] = format
+            with self.http.stream("GET", f"/v1/jobs/{job_id}/student", params=params) as r:
                 if r.status_code >= 400:
                     r.read()
                     raise ApiError(r.status_code, r.json().get("detail"))

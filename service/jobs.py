@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import HTTPException
 from pydantic import ValidationError
 
+from distill.onnx_export import FORMATS
 from distill.pipeline import Pipeline
 from distill.tables import DataError
 from service.deps import Context, owned_dataset, owned_teacher
@@ -203,6 +204,7 @@ def held_out_answer(job_id: str, doc: dict[str, Any], rows: dict[int, Trial]) ->
             params=rows[int(n)].params,
             latency_ms=rows[int(n)].latency_ms,
             url=f"/v1/jobs/{job_id}/student?trial={n}",
+            **_formats((doc.get("formats") or {}).get(n)),
         )
         for n, roles in (doc.get("kept") or {}).items()
         if int(n) in rows and int(n) in doc.get("downloadable", [int(n)])
@@ -217,6 +219,15 @@ def held_out_answer(job_id: str, doc: dict[str, Any], rows: dict[int, Trial]) ->
         "students": students,
         **({"speedup": speed["speedup"]} if speed and speed.get("speedup") else {}),
     }
+
+
+def _formats(export: dict[str, Any] | None) -> dict[str, Any]:
+    """A kept student's download formats and their sizes, from its ONNX export's report (none: before ONNX
+    export existed, or it failed)."""
+    if not export or "error" in export:
+        return {}
+    sizes = export.get("bytes") or {}
+    return {"formats": [f for f in FORMATS if f in sizes], "sizes": sizes}
 
 
 def predicted_out(ctx: Context, job_id: str) -> PredictedOut | None:

@@ -230,6 +230,12 @@ class StudentLink(BaseModel):
     params: int | None = None
     latency_ms: float | None = None
     url: str
+    formats: list[str] = Field(
+        default_factory=lambda: ["safetensors"],
+        description="download formats of this student: `safetensors`, and `onnx`, `onnx-int8` when its ONNX "
+        "export succeeded (`url` + `&format=…`)",
+    )
+    sizes: dict[str, int] | None = Field(None, description="size on disk of each format, bytes")
 
 
 class RecommendationOut(BaseModel):

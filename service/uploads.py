@@ -254,28 +254,38 @@ def safe_extract(archive: Path, dest: Path, *, max_bytes: int, max_members: int 
         raise
 
 
-def zip_folder(folder: Path, dest: Path, *, arc_root: str | None = None) -> Path:
-    """Write every regular file under ``folder`` into the zip ``dest`` as ``arc_root/relative/path``.
+def zip_folder(
+    folder: Path, dest: Path, *, arc_root: str | None = None, skip_dirs: tuple[str, ...] = ()
+) -> Path:
+    """Write every regular file under ``folder`` into the zip ``dest`` as ``arc_root/relative/path``, but
+    for the top-level subfolders named in ``skip_dirs``.
 
     The zip is written beside ``dest`` and moved into place, so readers never see a partial file.
     """
     root = arc_root if arc_root is not None else folder.name
     dest_resolved = dest.resolve()
     files = []
-    for dirpath, _dirs, names in os.walk(folder):  # does not follow symlinked folders
+    for dirpath, dirs, names in os.walk(folder):  # does not follow symlinked folders
+        if Path(dirpath) == folder:
+            dirs[:] = [d for d in dirs if d not in skip_dirs]
         for name in names:
             path = Path(dirpath) / name
             if path.is_symlink() or not path.is_file() or path.resolve() == dest_resolved:
                 continue
             files.append(path)
+    members = [(p, p.relative_to(folder).as_posix()) for p in sorted(files)]
+    return zip_files([(p, f"{root}/{rel}" if root else rel) for p, rel in members], dest)
+
+
+def zip_files(members: Sequence[tuple[Path, str]], dest: Path) -> Path:
+    """Write the files ``members`` (path, name in the archive) into the zip ``dest``, atomically."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for path in sorted(files):
-                rel = path.relative_to(folder).as_posix()
-                zf.write(path, f"{root}/{rel}" if root else rel)
+            for path, name in members:
+                zf.write(path, name)
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -4,23 +4,28 @@
 (``target_by``: fastest) that reaches ratio × the teacher's validation accuracy, else the closest, said so.
 ``keep``: the trials whose students stay downloadable (the Pareto front of accuracy, params and latency, the
 references, the recommended and the most accurate). ``test_all``: the teacher and every kept student
-evaluated once on the test split (95% intervals), and the recommended student timed beside the teacher.
+evaluated once on the test split (95% intervals), and the recommended student timed beside the teacher —
+its ONNX and int8 copies (``export_formats``) in the same rounds.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from distill.encoding import encode_fixed
 from distill.hf import load_classifier, load_tokenizer
 from distill.holdout import held_out_metrics, interval_text, paired_latency, speed_text
+from distill.onnx_export import FILES, export_onnx, format_bytes, onnx_file, onnx_runner
 from distill.profile import teacher_label_map
 from search.pareto import pareto_front, reaching_target
 from search.tune_events import TrialRecord
 from store.models import Trial
 from workers.stages import Profiled
 
+log = logging.getLogger(__name__)
+ONNX_CHECK_TEXTS = 32
 KEEP_OBJECTIVES = [("accuracy", "max"), ("params", "min"), ("latency_ms", "min")]
 TIMING = {"threads": 1, "batch": 1, "runs": 20, "warmup": 5}
 
@@ -69,9 +74,34 @@ def keep(completed: list[Trial], chosen: Trial) -> dict[int, list[str]]:
     return dict(sorted(roles.items()))
 
 
+def export_formats(prof: Profiled, folders: dict[int, Path], max_length: int) -> dict[str, dict[str, Any]]:
+    """Each kept student also as ONNX and dynamic int8 (``onnx/`` in its folder), checked on validation
+    texts; trial number → the export's report (sizes, logit difference, int8 agreement), or ``{"error"}``
+    when a student could not be exported — its safetensors download is unaffected and the job goes on."""
+    examples = prof.task.validation[:ONNX_CHECK_TEXTS] or prof.task.train[:ONNX_CHECK_TEXTS]
+    texts = [e.text for e in examples]
+    pairs = [e.text_pair or "" for e in examples] if any(e.text_pair is not None for e in examples) else None
+    out: dict[str, dict[str, Any]] = {}
+    for number, folder in folders.items():
+        try:
+            out[str(number)] = export_onnx(folder, texts, pairs, max_length=max_length)
+        except Exception as e:  # an architecture the exporter cannot take, a mismatch: say so, keep going
+            log.warning("trial %s: no ONNX export: %s", number, e)
+            out[str(number)] = {"error": str(e)[:500]}
+    return out
+
+
+def _format_runners(folder: Path) -> dict[str, Any]:
+    """The student's ONNX sessions (1 thread), for the formats it has."""
+    return {fmt: onnx_runner(folder, fmt, threads=TIMING["threads"]) for fmt in FILES
+            if onnx_file(folder, fmt).is_file()}  # fmt: skip
+
+
 def test_all(prof: Profiled, max_length: int, folders: dict[int, Path], chosen: int) -> dict[str, Any]:
     """The teacher and each student in ``folders`` (trial number → folder) measured once on the test split;
-    the ``chosen`` student timed beside the teacher (``speed``). Without a test split: ``{"test": None}``."""
+    the ``chosen`` student timed beside the teacher (``speed``; its ONNX and int8 files in the same rounds,
+    ``onnx_ms`` / ``onnx_int8_ms``, and the size on disk of each format, ``bytes``). Without a test split:
+    ``{"test": None}``."""
     task, teacher = prof.task, prof.teacher
     if not task.test:
         return {"test": None, "reason": "the dataset has no test split (test_fraction 0)"}
@@ -85,7 +115,9 @@ def test_all(prof: Profiled, max_length: int, folders: dict[int, Path], chosen: 
         own = encode_fixed(task.test, load_tokenizer(folder), max_length, label_map)
         doc["trials"][str(number)] = held_out_metrics(model, own)
         if number == chosen:
-            doc["speed"] = paired_latency(teacher.model, model, seq_len=max_length, **TIMING)
+            extra = _format_runners(folder)
+            speed = paired_latency(teacher.model, model, seq_len=max_length, extra=extra, **TIMING)
+            doc["speed"] = {**speed, "bytes": format_bytes(folder)}
     return doc
 
 

@@ -19,7 +19,7 @@ from store.inputs import get_entry
 from store.models import TeacherEntry, Trial
 from store.states import JobState, TrialStatus
 from workers import recommend
-from workers.evaluate import choose, keep, summary, test_all
+from workers.evaluate import choose, export_formats, keep, summary, test_all
 from workers.recorder import TrialRecorder
 from workers.stages import JobRun, Profiled
 
@@ -36,6 +36,9 @@ def finish(run: JobRun, prof: Profiled, recorder: TrialRecorder) -> None:
     roles = keep(completed, chosen)
     run.state(JobState.SEARCHING, progress_text="testing the teacher and kept students on the test split")
     folders = keep_students(run, prof, [t for t in completed if t.number in roles], chosen)
+    run.state(JobState.SEARCHING, progress_text="exporting the kept students to ONNX and int8")
+    formats = export_formats(prof, folders, run.spec.budget.max_length)
+    run.state(JobState.SEARCHING, progress_text="testing the teacher and kept students on the test split")
     doc = test_all(prof, run.spec.budget.max_length, folders, chosen.number)
     refs = {t.is_reference: t for t in completed if t.is_reference}
     head = (
@@ -46,7 +49,7 @@ def finish(run: JobRun, prof: Profiled, recorder: TrialRecorder) -> None:
     why = f"{head}; {summary(chosen, refs, doc, {})}"
     evaluation = {
         "split": prof.task.meta.get("split"), "kept": {str(k): v for k, v in roles.items()}, "target": target,
-        "recommended": chosen.number, "downloadable": sorted(folders), **doc,
+        "recommended": chosen.number, "downloadable": sorted(folders), "formats": formats, **doc,
     }  # fmt: skip
     results.add_profile(run.db, "evaluation", evaluation, job_id=run.job.id)
     write_cards(run, prof, completed, folders, evaluation)

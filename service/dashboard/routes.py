@@ -67,6 +67,9 @@ templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 PAGE = 50
 
 
+FORMAT_NAMES = {"safetensors": "safetensors", "onnx": "ONNX", "onnx-int8": "ONNX int8"}
+
+
 def _or_dash(fmt: Callable[[Any], str]) -> Callable[[Any], str]:
     """A filter that shows a dash for a missing value (``None`` or an undefined template variable)."""
     return lambda v: "–" if v is None or isinstance(v, jinja2.Undefined) else fmt(v)
@@ -78,6 +81,8 @@ templates.env.filters.update(
     signed=_or_dash(lambda v: f"{v:+.4f}"),
     params=_or_dash(lambda n: f"{n / 1e6:.1f}M" if n >= 1e5 else f"{n / 1e3:.0f}k"),
     ms=_or_dash(lambda v: f"{v:.1f} ms"),
+    mb=_or_dash(lambda n: f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.0f} kB"),
+    fmt_name=lambda f: FORMAT_NAMES.get(f, f),
     secs=_or_dash(lambda v: f"{v:.0f} s"),
     when=_or_dash(lambda v: v.strftime("%Y-%m-%d %H:%M:%S")),
     describe=describe,

@@ -12,6 +12,8 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Resp
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from distill.hf import PICKLE_SUFFIXES
+from distill.onnx_export import FORMATS, ONNX_DIR, onnx_file
 from search.importance import importance_caveat, pipeline_importance
 from service.deps import Context, Ctx, Key, owned_job, owned_trial
 from service.jobs import job_out, queue_job, recommendation_out
@@ -24,7 +26,7 @@ from service.schemas import (
     RecommendationOut,
     TrialOut,
 )
-from service.uploads import UploadError, guard_path, zip_folder
+from service.uploads import UploadError, guard_path, zip_files, zip_folder
 from store import (
     SORT_KEYS,
     TERMINAL_STATES,
@@ -209,32 +211,74 @@ def cancel_job(job_id: Id, ctx: Ctx, key: Key) -> JobOut:
     return job_out(get_job(ctx.db, job.id))
 
 
+StudentFormat = Literal[FORMATS]  # type: ignore[valid-type]
+#: top-level files of a student folder that the ONNX archives leave out (the weights, the card, our notes)
+NOT_FOR_ONNX = ("README.md", "autodistiller.json")
+
+
 @router.get(
     "/v1/jobs/{job_id}/student",
-    summary="Download a student (a zip of a Hugging Face model folder): the recommended one, or `trial=N`",
+    summary="Download a student (a zip of a Hugging Face model folder, or ONNX): the recommended one, or "
+    "`trial=N`",
     response_class=FileResponse,
     responses={
         200: {"content": {"application/zip": {}}, "description": "The student"},
-        404: {"description": "No kept student for that trial"},
+        404: {"description": "No kept student for that trial, or no file of that format for it"},
         409: {"description": "No student yet"},
+        422: {"description": "Unknown format"},
     },
 )
 def download_student(
-    job_id: Id, ctx: Ctx, key: Key, trial: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None
+    job_id: Id,
+    ctx: Ctx,
+    key: Key,
+    trial: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
+    fmt: Annotated[
+        StudentFormat,
+        Query(
+            alias="format",
+            description="`safetensors`: the Hugging Face folder; `onnx`: `model.onnx` (fp32); `onnx-int8`: "
+            "`model-int8.onnx` (dynamic int8) — each ONNX file with `config.json` and the tokenizer files",
+        ),
+    ] = "safetensors",
 ) -> FileResponse:
     """The exported student: `config.json`, `model.safetensors`, the tokenizer and a model card;
     `transformers.AutoModelForSequenceClassification.from_pretrained(folder)` loads it. `trial=N`: the student
     of trial number N, kept when it is on the Pareto front (accuracy, params, latency) or a reference (the
-    recommendation's `students` lists them)."""
+    recommendation's `students` lists them). `format=onnx` / `onnx-int8`: the ONNX graph (inputs
+    `input_ids`, `attention_mask`, `token_type_ids` where the model takes them, dynamic batch and sequence;
+    output `logits`) with `config.json` and the tokenizer, for onnxruntime."""
     job = owned_job(ctx, key, job_id)
     folder = _student_folder(ctx, job, trial)
-    archive = folder.with_name(folder.name + ".zip")
+    tag = (f"-trial-{trial}" if trial is not None else "") + (f"-{fmt}" if fmt != "safetensors" else "")
+    archive = folder.with_name(folder.name + (f".{fmt}" if fmt != "safetensors" else "") + ".zip")
     if not archive.is_file():
-        zip_folder(folder, archive, arc_root=f"student-{job.id}")
-    tag = f"-trial-{trial}" if trial is not None else ""
+        _student_archive(folder, fmt, archive, f"student-{job.id}")
     return FileResponse(
         archive, media_type="application/zip", filename=f"autodistiller-student-{job.id}{tag}.zip"
     )
+
+
+def _student_archive(folder: FsPath, fmt: str, archive: FsPath, root: str) -> None:
+    """``safetensors``: the whole Hugging Face folder but its ``onnx/``; an ONNX format: that file with
+    ``config.json`` and the tokenizer files at the top of the archive."""
+    if fmt == "safetensors":
+        zip_folder(folder, archive, arc_root=root, skip_dirs=(ONNX_DIR,))
+        return
+    graph = onnx_file(folder, fmt)
+    if not graph.is_file():
+        raise HTTPException(
+            404,
+            f"this student has no {fmt} file: it was exported before ONNX export existed, or its export "
+            "failed (the recommendation's `students` lists each student's formats); format=safetensors works",
+        )
+    keep = [
+        p
+        for p in sorted(folder.iterdir())
+        if p.is_file() and not p.is_symlink() and p.name not in NOT_FOR_ONNX
+        and p.suffix != ".safetensors" and p.suffix not in PICKLE_SUFFIXES
+    ]  # fmt: skip
+    zip_files([(p, f"{root}/{p.name}") for p in [*keep, graph]], archive)
 
 
 def _student_folder(ctx: Context, job: Job, trial: int | None = None) -> FsPath:

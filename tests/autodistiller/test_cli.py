@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from autodistiller.cli import main
 
 
@@ -71,3 +73,14 @@ def test_plugin_files_add_components(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["output losses"]["my_loss"] == "a custom loss from a plug-in file"
+
+
+def test_download_formats_are_the_services(capsys):
+    """``download --format`` offers the API's formats (spelled out: the CLI starts without torch)."""
+    from autodistiller.cli import DOWNLOAD_FORMATS
+    from distill.onnx_export import FORMATS
+
+    assert DOWNLOAD_FORMATS == list(FORMATS) == ["safetensors", "onnx", "onnx-int8"]
+    with pytest.raises(SystemExit) as e:
+        main(["download", "J", "--out", "x", "--format", "bogus"])
+    assert e.value.code == 2 and "invalid choice: 'bogus'" in capsys.readouterr().err

@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 
 from bench.serving import serve_command
 from distill.data import load_task
+from distill.onnx_export import session
 from service.app import create_app
 from service.client import ApiError, Client
 from store import create_key
@@ -166,6 +167,21 @@ def test_the_whole_flow_through_http(
     with torch.no_grad():
         logits = model(**tok(["a wonderful, moving film"], return_tensors="pt")).logits
     assert logits.shape == (1, 2)
+    assert not (folder / "onnx").exists()  # the default download is the Hugging Face folder only
+    # every kept student also as ONNX and int8, timed beside the teacher, its sizes stored
+    assert kept[rec.trial_number].formats == ["safetensors", "onnx", "onnx-int8"]
+    sizes = kept[rec.trial_number].sizes
+    assert sizes["onnx-int8"] < sizes["onnx"] and rec.speed["bytes"] == sizes
+    assert rec.speed["onnx_ms"] > 0 and rec.speed["onnx_int8_ms"] > 0 and "int8" in rec.why
+    onnx = api.download_student(job.id, tmp_path / "onnx", format="onnx")
+    assert (onnx / "model.onnx").is_file() and (onnx / "config.json").is_file()
+    assert not list(onnx.glob("*.safetensors"))
+    enc = transformers.AutoTokenizer.from_pretrained(onnx)(["a wonderful, moving film"], return_tensors="np")
+    out = session(onnx / "model.onnx").run(["logits"], {k: v.astype("int64") for k, v in enc.items()})[0]
+    assert abs(out - logits.numpy()).max() <= 1e-4
+    int8 = api.download_student(job.id, tmp_path / "int8", trial=rec.trial_number, format="onnx-int8")
+    assert (int8 / "model-int8.onnx").stat().st_size == sizes["onnx-int8"]
+    assert api.http.get(f"/v1/jobs/{job.id}/student", params={"format": "bogus"}).status_code == 422
     assert api.teacher(tiny_teacher).id != teacher.id  # a second upload is a second teacher
     assert api.http.get(f"/v1/teachers/{teacher.id}").json()["accuracies"][0]["job_id"] == job.id
 
@@ -262,7 +278,7 @@ def test_cli_verbs_against_a_live_api(tmp_path: Path, tiny_teacher: Path, capsys
         assert "queued" in capsys.readouterr().out
         assert main(["leaderboard", job_id, *url]) == 0
         assert "(0 of 0 trials)" in capsys.readouterr().out
-        assert main(["download", job_id, "--out", str(tmp_path / "s"), *url]) == 2  # no student yet
+        assert main(["download", job_id, "--out", str(tmp_path / "s"), "--format", "onnx", *url]) == 2
         assert "no student yet" in capsys.readouterr().err
         assert main(["keys", "list"]) == 0
         assert "bob" in capsys.readouterr().out

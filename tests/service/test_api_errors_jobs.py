@@ -349,3 +349,52 @@ def test_teacher_weights_must_match_config(api: Api, tiny3_dir: Path) -> None:
     members["model.safetensors"] = save({"unrelated": torch.zeros(4)})
     with unchanged(api.app):
         refused(upload_teacher(api, "model.zip", zip_bytes(members)), 422, "weights")
+
+
+def test_student_formats(api: Api, tiny3_dir: Path, tmp_path: Path) -> None:
+    """``?format=onnx`` / ``onnx-int8``: a zip of the ONNX file, config.json and the tokenizer that
+    onnxruntime runs; 404 while a student has no ONNX export; 422 for an unknown format; the default zip
+    stays the Hugging Face folder without the ``onnx/`` subfolder."""
+    import io
+    import shutil
+    import zipfile
+
+    import numpy as np
+    import torch
+    import transformers
+
+    from distill.onnx_export import export_onnx, session
+
+    job_id = api.job().json()["id"]
+    folder = api.settings.home / "artifacts" / job_id / "students" / "0"
+    shutil.copytree(tiny3_dir, folder)
+    add_artifact(api.db, job_id, "student", folder.relative_to(api.settings.home).as_posix())
+    url = f"/v1/jobs/{job_id}/student"
+    with unchanged(api.app):
+        refused(
+            api.client.get(url, params={"format": "bogus"}, headers=api.a), 422, "safetensors", "onnx-int8"
+        )
+        refused(api.client.get(url, params={"format": "onnx"}, headers=api.a), 404, "no onnx file")
+    export_onnx(folder)
+    names = {}
+    for fmt in ("safetensors", "onnx", "onnx-int8"):
+        r = api.client.get(url, params={} if fmt == "safetensors" else {"format": fmt}, headers=api.a)
+        assert r.status_code == 200 and r.headers["content-type"] == "application/zip", r.text[:300]
+        names[fmt] = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
+        if fmt == "onnx":
+            archive = zipfile.ZipFile(io.BytesIO(r.content))
+    root = f"student-{job_id}"
+    assert f"{root}/model.safetensors" in names["safetensors"]
+    assert not any("/onnx/" in n or n.endswith(".onnx") for n in names["safetensors"])
+    assert set(names["onnx"]) >= {f"{root}/model.onnx", f"{root}/config.json", f"{root}/tokenizer.json"}
+    assert f"{root}/model-int8.onnx" in names["onnx-int8"] and f"{root}/model.onnx" not in names["onnx-int8"]
+    assert not any(n.endswith(".safetensors") for n in names["onnx"] + names["onnx-int8"])
+    archive.extractall(tmp_path)
+    tok = transformers.AutoTokenizer.from_pretrained(tmp_path / root)
+    enc = tok(["a moving film", "dull"], padding=True, return_tensors="np")
+    feed = {k: v.astype(np.int64) for k, v in enc.items()}
+    logits = session(tmp_path / root / "model.onnx").run(["logits"], feed)[0]
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    with torch.no_grad():
+        ref = model(**{k: torch.from_numpy(v) for k, v in enc.items()}).logits.numpy()
+    assert logits.shape == (2, 3) and np.abs(logits - ref).max() <= 1e-4

@@ -138,6 +138,12 @@ def test_a_job_from_the_form_to_a_trial(browser, server) -> None:
     assert page.locator("#recommendation .tag").first.inner_text() == "measured, final"
     assert "Distiller" in page.locator("#predicted").inner_text()  # no past jobs: the priors
     assert page.locator("#recommendation").get_by_role("link", name="Download the student").count() == 1
+    downloads = page.locator("#downloads")  # the answer also as ONNX and int8, with their latency and sizes
+    assert downloads.get_by_role("link", name="ONNX int8").get_attribute("href").endswith("?format=onnx-int8")
+    assert downloads.get_by_role("link", name="ONNX", exact=True).count() == 1
+    assert " ms int8" in page.locator("#onnx-latency").inner_text()
+    assert "ONNX int8" in page.locator("#format-sizes").inner_text()
+    assert page.locator("table.students").get_by_role("link", name="ONNX int8").count() >= 1
     baselines = page.locator("#baselines").inner_text()
     assert "No KD" in baselines and "Vanilla KD" in baselines and "not run yet" not in baselines
 
