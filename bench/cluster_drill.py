@@ -86,6 +86,14 @@ def run_drill(url: str, teacher: Path, home: Path, trials: int = 6, timeout_s: f
                 break
             time.sleep(0.2)
         obs["trials_on_both_nodes"] = len(busy) == 2
+        # kill mid-trial: between two trials nothing runs, so wait (briefly) for the next one to start
+        settle = time.monotonic() + 60
+        while (
+            trial_queries.count_trials(worker.db, job.id, status=["running"]) == 0
+            and thread.is_alive()
+            and time.monotonic() < settle
+        ):
+            time.sleep(0.1)
         before = _snapshot(worker.db, job.id)
         running = trial_queries.count_trials(worker.db, job.id, status=["running"])
         cluster.remove_node(second, allow_graceful=False)  # the second node dies mid-trial
