@@ -222,11 +222,12 @@ def _base_profile(source: str | Path) -> dict[str, Any]:
 
 
 def register_teacher(db: Db, settings: Settings, body: TeacherIn, owner: str | None) -> TeacherEntry:
-    """A fine-tuned teacher by path/Hub id, or a base encoder to fine-tune per job: load it (validation)."""
+    """A fine-tuned teacher by path/Hub id, or a base encoder to fine-tune per job, or (``masked_lm``) a
+    masked LM for contextual augmentation by path/Hub id: load it (validation)."""
     ref = TeacherRef.model_validate(body.model_dump(exclude={"name", "masked_lm"}))
+    if body.masked_lm and not ref.path:
+        raise DataError("a masked LM is given by `path` (a folder or Hub id), not `base`")
     source = ref.path or ref.base or ""
-    if body.masked_lm:
-        return _register_masked_lm(db, settings, body, owner)
     if ref.base == "minilm":
         kind, profile = "base", _base_profile(minilm_dir())
     else:
@@ -235,9 +236,10 @@ def register_teacher(db: Db, settings: Settings, body: TeacherIn, owner: str | N
             source = str(guard_path(source, settings.allowed_roots))  # loading below checks the folder
         kind = ("path" if local else "hub") if ref.path else "base"
         ref = ref.model_copy(update={"path": source} if ref.path else {"base": source})
+        load = _masked_lm_profile if body.masked_lm else _teacher_profile if ref.path else _base_profile
         with _hub_errors(source, "model") if not local else nullcontext():
-            profile = _teacher_profile(source) if ref.path else _base_profile(source)
-    name = body.name or clean_name(Path(source).name or source, "teacher")
+            profile = load(source)
+    name = body.name or clean_name(Path(source).name or source, "masked-lm" if body.masked_lm else "teacher")
     return add_entry(
         db, TeacherEntry, owner=owner, name=name, kind=kind, ref=ref.model_dump(), profile=profile
     )
@@ -251,23 +253,6 @@ def _masked_lm_profile(source: str | Path) -> dict[str, Any]:
         "hidden": cfg.hidden_size, "params": count_params(model), "labels": None, "num_labels": None,
         "fine_tuned": False,
     }  # fmt: skip
-
-
-def _register_masked_lm(db: Db, settings: Settings, body: TeacherIn, owner: str | None) -> TeacherEntry:
-    """A masked LM for contextual augmentation, by path (under the import roots) or Hub id: loaded with its
-    MLM head (refused without one)."""
-    if not body.path:
-        raise DataError("a masked LM is given by `path` (a folder or Hub id), not `base`")
-    source = body.path
-    local = _is_local(source, settings, "model")
-    if local:
-        source = str(guard_path(source, settings.allowed_roots))
-    with _hub_errors(source, "model") if not local else nullcontext():
-        profile = _masked_lm_profile(source)
-    name = body.name or clean_name(Path(source).name or source, "masked-lm")
-    ref = TeacherRef(path=source).model_dump()
-    kind = "path" if local else "hub"
-    return add_entry(db, TeacherEntry, owner=owner, name=name, kind=kind, ref=ref, profile=profile)
 
 
 def register_uploaded_teacher(
