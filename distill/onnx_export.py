@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import tempfile
 import time
 import warnings
@@ -202,15 +201,3 @@ def onnx_runner(folder: Path, fmt: str, threads: int = 1) -> Callable[[torch.Ten
         return sess.run(None, feed)
 
     return run
-
-
-def median_ms(run: Callable[[], Any], runs: int = 20, warmup: int = 3) -> float:
-    """Median wall time of ``run()`` in milliseconds after ``warmup`` calls."""
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
