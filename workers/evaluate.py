@@ -110,15 +110,33 @@ def test_all(prof: Profiled, max_length: int, folders: dict[int, Path], chosen: 
     doc: dict[str, Any] = {"n": len(task.test), "teacher": held_out_metrics(teacher.model, data)}
     doc["trials"] = {}
     for number, folder in folders.items():
-        model = load_classifier(folder)
-        # each student reads the test text through its own tokenizer (a pruned vocabulary renumbers ids)
-        own = encode_fixed(task.test, load_tokenizer(folder), max_length, label_map)
-        doc["trials"][str(number)] = held_out_metrics(model, own)
+        model, doc["trials"][str(number)] = _tested(prof, max_length, folder)
         if number == chosen:
             extra = _format_runners(folder)
             speed = paired_latency(teacher.model, model, seq_len=max_length, extra=extra, **TIMING)
             doc["speed"] = {**speed, "bytes": format_bytes(folder)}
     return doc
+
+
+def _tested(prof: Profiled, max_length: int, folder: Path) -> tuple[Any, dict[str, Any]]:
+    """The student in ``folder`` and its test metrics; it reads the test text through its own tokenizer (a
+    pruned vocabulary renumbers ids)."""
+    model = load_classifier(folder)
+    label_map = teacher_label_map(prof.teacher, prof.task)
+    own = encode_fixed(prof.task.test, load_tokenizer(folder), max_length, label_map)
+    return model, held_out_metrics(model, own)
+
+
+def test_every(prof: Profiled, max_length: int, folders: dict[int, Path]) -> dict[str, Any]:
+    """Every trial's student in ``folders`` (trial number → folder) measured on the test split (the budget's
+    ``test_every``): trial number → accuracy and macro-F1. Empty without a test split."""
+    if not prof.task.test:
+        return {}
+    out = {}
+    for number, folder in folders.items():
+        m = _tested(prof, max_length, folder)[1]
+        out[str(number)] = {"accuracy": m["accuracy"], "macro_f1": m.get("macro_f1"), "n": m["n"]}
+    return out
 
 
 def summary(chosen: Trial, refs: dict[str, Trial], doc: dict[str, Any], target: dict[str, Any]) -> str:

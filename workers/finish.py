@@ -19,7 +19,7 @@ from store.inputs import get_entry
 from store.models import TeacherEntry, Trial
 from store.states import JobState, TrialStatus
 from workers import recommend
-from workers.evaluate import choose, export_formats, keep, summary, test_all
+from workers.evaluate import choose, export_formats, keep, summary, test_all, test_every
 from workers.recorder import TrialRecorder
 from workers.stages import JobRun, Profiled
 
@@ -34,6 +34,11 @@ def finish(run: JobRun, prof: Profiled, recorder: TrialRecorder) -> None:
         raise RuntimeError("no trial completed; see the failed trials' errors")
     chosen, target = choose(completed, prof.teacher_profile["accuracy"], run.job.budget)
     roles = keep(completed, chosen)
+    every = {}
+    if run.spec.budget.test_every:  # before the unkept students' folders are removed
+        run.state(JobState.SEARCHING, progress_text="testing every trial's student on the test split")
+        dirs = {t.number: run.artifacts / "trials" / t.pipeline_key for t in completed}
+        every = test_every(prof, run.spec.budget.max_length, {n: d for n, d in dirs.items() if d.is_dir()})
     run.state(JobState.SEARCHING, progress_text="testing the teacher and kept students on the test split")
     folders = keep_students(run, prof, [t for t in completed if t.number in roles], chosen)
     run.state(JobState.SEARCHING, progress_text="exporting the kept students to ONNX and int8")
@@ -50,6 +55,7 @@ def finish(run: JobRun, prof: Profiled, recorder: TrialRecorder) -> None:
     evaluation = {
         "split": prof.task.meta.get("split"), "kept": {str(k): v for k, v in roles.items()}, "target": target,
         "recommended": chosen.number, "downloadable": sorted(folders), "formats": formats, **doc,
+        **({"every_trial": every} if run.spec.budget.test_every else {}),
     }  # fmt: skip
     results.add_profile(run.db, "evaluation", evaluation, job_id=run.job.id)
     write_cards(run, prof, completed, folders, evaluation)

@@ -86,7 +86,9 @@ def test_search_stores_every_trial_and_a_crash_does_not_stop_it(settings, tiny_t
     )
     worker = Worker(settings)
     # no candidates given: the DisWOT student search picks them; the default space has every loss, crash too
-    spec = _spec(tiny_teacher, trials=5, warm_start=[crash], space="default", candidates=None)
+    spec = _spec(
+        tiny_teacher, trials=5, warm_start=[crash], space="default", candidates=None, test_every=True
+    )
     job = jobs.create_job(worker.db, **spec.model_dump(mode="json"))
     assert worker.run(once=True) == 1
 
@@ -114,6 +116,11 @@ def test_search_stores_every_trial_and_a_crash_does_not_stop_it(settings, tiny_t
     assert ev["speed"]["threads"] == 1 and ev["speed"]["seq_len"] == 32
     assert {"no_kd", "vanilla_kd"} <= {r for roles in ev["kept"].values() for r in roles}
     assert set(ev["trials"]) == set(ev["kept"])  # every kept student measured on test, once
+    # test_every: every completed trial's student on test too (the kept ones' scores agree), none failed
+    completed = {str(t.number) for t in done if t.status == "completed"}
+    assert set(ev["every_trial"]) == completed and len(completed) == 4
+    for number, m in ev["trials"].items():
+        assert ev["every_trial"][number]["accuracy"] == m["accuracy"] and m["n"] == ev["n"]
     probe = results.get_profile(worker.db, "lr_probe", job_id=job.id).data
     assert done[0].pipeline["training"]["lr"] == probe["lr"] == done[1].pipeline["training"]["lr"]
     kinds = {

