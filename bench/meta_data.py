@@ -107,15 +107,15 @@ def dialog_pairs() -> pd.DataFrame:
     return pd.DataFrame({"text": df["statement"], "text_pair": pair, "label": label})
 
 
-TASKS: dict[str, Callable[[], pd.DataFrame]] = {
+TASKS: dict[str, Callable[[], pd.DataFrame]] = {  # in build order
     "sms_spam": sms_spam,
-    "trec_questions": trec_questions,
-    "vader_tweets": lambda: _vader("tweets"),
-    "vader_amazon": lambda: _vader("amazonReviewSnippets"),
-    "reuters_r8": lambda: _orange_split("reuters-r8", "Text", "Category"),
-    "newsgroups20": lambda: _orange_split("20newsgroups", "Text", "Category"),
-    "election_tweets": election_tweets,
     "dialog_pairs": dialog_pairs,
+    "trec_questions": trec_questions,
+    "reuters_r8": lambda: _orange_split("reuters-r8", "Text", "Category"),
+    "election_tweets": election_tweets,
+    "vader_tweets": lambda: _vader("tweets"),
+    "newsgroups20": lambda: _orange_split("20newsgroups", "Text", "Category"),
+    "vader_amazon": lambda: _vader("amazonReviewSnippets"),
 }
 
 

@@ -1,0 +1,69 @@
+"""The meta-dataset bench: the small tasks' splits, and how bench/recommend.py judges an arm (no training)."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.build_meta import SMALL_GRID, VARIANTS
+from bench.meta_data import POOL, TEST, VAL, splits
+from bench.recommend import Variant, dataset_of, fixed_point, grid_point
+from distill.pipeline import StudentArch, Training
+from search.grid import grid
+from search.meta_rows import MetaRow
+
+
+def test_splits_are_bounded_stratified_and_keep_a_given_test_split():
+    labels = ["a"] * 3000 + ["b"] * 1000 + ["rare"] * 5  # "rare" has too few rows for every split
+    df = pd.DataFrame({"text": [f"t{i}" for i in range(len(labels))], "label": labels})
+    out = splits(df)
+    sizes = out["split"].value_counts().to_dict()
+    assert sizes == {"train": POOL, "validation": VAL, "test": TEST} and "rare" not in set(out["label"])
+    assert not out.duplicated("text").any()
+    for part in out.groupby("split"):
+        share = (part[1]["label"] == "b").mean()
+        assert share == pytest.approx(0.25, abs=0.01)  # stratified
+    given = df.iloc[:4000].assign(split=["test" if i % 4 == 0 else "train" for i in range(4000)])
+    out = splits(given)
+    assert set(out[out["split"] == "test"]["text"]) <= set(given[given["split"] == "test"]["text"])
+
+
+def test_small_variants_run_the_reduced_grid_with_test_scores(tmp_path: Path):
+    csv = tmp_path / "meta-data" / "sms_spam.csv"
+    csv.parent.mkdir()
+    csv.write_text("text,label,split\n")  # task_csv reuses a written file: no package needed
+    small = [v for v in VARIANTS if v.small]
+    assert {v.dataset for v in small} >= {"sms_spam", "dialog_pairs"} and len({v.dataset for v in small}) == 8
+    spec = small[0].spec(tmp_path)
+    assert spec.budget.test_every and spec.dataset.split_column == "split"
+    points = {(p.loss.name, p.intermediate.name) for p in spec.budget.warm_start}
+    assert points == SMALL_GRID and len(spec.budget.warm_start) == 12
+    assert not next(v for v in VARIANTS if not v.small).spec(tmp_path).budget.test_every
+
+
+def _rows(task: str, scores: dict, meta: float) -> list[MetaRow]:
+    student, training = StudentArch(layers=1, hidden=128, heads=2, ffn=512), Training()
+    return [
+        MetaRow(task, json.loads(p.model_dump_json()), scores.get(k, 0.5), {"m": meta})
+        for k, p in grid(student, training).items()
+    ]
+
+
+def test_a_search_keeps_the_best_on_validation_and_is_judged_on_test():
+    rows = _rows("x#ab/500≤5M", {("kl", "none", "none"): 0.9, ("mse", "none", "none"): 0.8}, 1.0)
+    key = {grid_point(r.pipeline): r.key for r in rows}
+    val = {(r.task, r.key): (0.6, 10.0) for r in rows}
+    val[(rows[0].task, key[("mse", "none", "none")])] = (0.99, 10.0)  # best on validation, not on test
+    v = Variant(rows, val)
+    assert v.best == 0.9 and dataset_of(rows[0].task) == "x"
+    assert v.found([("kl", "none", "none"), ("mse", "none", "none")]) == (0.8, 20.0)
+    assert v.found([("kl", "none", "none"), ("ce_only", "none", "none")]) == (0.9, 20.0)
+    tried = v.tpe(4, seed=0, start=[("kl", "none", "none")])
+    assert len(tried) == 4 and tried[0] == ("kl", "none", "none")
+
+
+def test_the_fixed_pipeline_is_the_best_on_average_over_the_other_tasks():
+    good = ("kl", "hidden_mse", "eda_swap")
+    train = _rows("a/1", {good: 0.9}, 0.0) + _rows("b/1", {good: 0.7, ("kl", "none", "none"): 0.8}, 1.0)
+    assert fixed_point(train) == good
