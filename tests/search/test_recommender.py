@@ -195,7 +195,8 @@ def test_shipped_priors_are_the_default_and_train_a_model(monkeypatch: pytest.Mo
     assert Settings.from_env().priors == SHIPPED_PRIORS and SHIPPED_PRIORS.is_file()
     rows = load_rows(SHIPPED_PRIORS)
     tasks = {r["task"] for r in rows}
-    assert len(tasks) >= 4 and len(rows) >= len(tasks) * len(grid(STUDENT, TRAINING))
+    # every task's grid: 24 pipelines, 12 on the small tasks of bench/build_meta.py
+    assert len(tasks) >= 4 and len(rows) >= len(tasks) * len(grid(STUDENT, TRAINING)) // 2
     model = Recommender.fit(rows)
     assert model.tasks == sorted(tasks)
     monkeypatch.setenv("AUTODISTILLER_PRIORS", "none")
