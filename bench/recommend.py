@@ -76,8 +76,11 @@ class Variant:
 
     def found(self, points: list[Point]) -> tuple[float, float]:
         """The test score of the trial best on validation among ``points`` (ties: the first); seconds."""
-        pick = max(points, key=lambda p: (self.table[p][0], -points.index(p)))
-        return self.table[pick][1], sum(self.table[p][2] for p in points)
+        ok = [p for p in points if p in self.table]  # a point not in the table failed when it was built
+        if not ok:
+            return min(t for _, t, _ in self.table.values()), 0.0
+        pick = max(ok, key=lambda p: (self.table[p][0], -ok.index(p)))
+        return self.table[pick][1], sum(self.table[p][2] for p in ok)
 
     def tpe(self, budget: int, seed: int, start: list[Point]) -> list[Point]:
         """Optuna TPE over the grid's axes, told validation accuracy, ``start`` enqueued first."""
@@ -90,7 +93,10 @@ class Variant:
             trial = study.ask()
             point: Point = tuple(trial.suggest_categorical(a, n) for a, n in self.axes.items())  # type: ignore[assignment]
             tried.append(point)
-            study.tell(trial, self.table[point][0])
+            if point in self.table:
+                study.tell(trial, self.table[point][0])
+            else:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
         return tried
 
 
