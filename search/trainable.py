@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.data import TextTask
+from distill.device import resolve_device
 from distill.engine import distill_student
 from distill.export import export_student
 from distill.plugin import load_plugins
@@ -37,6 +38,9 @@ class TrialInputs:
     cache_dir: str | None = None  # teacher outputs of augmented copies and extra teachers, shared by trials
     #: the user's plug-ins as the driver sees them; each trial loads them (its Ray worker may predate them)
     plugins: tuple[str, ...] = field(default_factory=lambda: DistillSettings.from_env().plugins)
+    #: where the trial trains its student and runs its teachers (augmented copies, extra teachers): the
+    #: ``device`` setting as a trial sees it (``search.resources.trial_device``), resolved in the trial
+    device: str = "auto"
 
 
 @functools.lru_cache(maxsize=9)
@@ -51,8 +55,9 @@ def run_trial(
     inputs: TrialInputs = shared["inputs"]
     load_plugins(DistillSettings(plugins=inputs.plugins))
     pipeline = inputs.space.to_pipeline(params)
-    teacher = _teacher(inputs.teacher_dir)
-    extra = [_teacher(d) for d in inputs.extra_teacher_dirs] if pipeline.teachers else []
+    device = resolve_device(inputs.device)
+    teacher = _teacher(inputs.teacher_dir).to(str(device))
+    extra = [_teacher(d).to(str(device)) for d in inputs.extra_teacher_dirs] if pipeline.teachers else []
     t0 = time.perf_counter()
     result = distill_student(
         inputs.task,
@@ -63,6 +68,7 @@ def run_trial(
         progress=False,
         extra_teachers=extra,
         cache_dir=Path(inputs.cache_dir) if inputs.cache_dir else None,
+        device=str(device),
     )
     metrics: dict[str, Any] = {**result.metrics, "wall_seconds": time.perf_counter() - t0}
     metrics["pipeline_key"] = pipeline.key()
