@@ -44,8 +44,9 @@ class TrainResult:
         return self.history[-1] if self.history else {}
 
 
-#: Teacher outputs up to this size move to the GPU once per trial; larger ones are copied batch by batch.
-RESIDENT_TEACHER_BYTES = 4 << 30
+#: Teacher outputs up to this size move to the GPU once per trial; larger ones are copied batch by batch
+#: (several trials may share a GPU: each holds its own copy).
+RESIDENT_TEACHER_BYTES = 1 << 30
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -233,7 +234,8 @@ def _step(loss: Tensor, params: list[Tensor], opt: Any, scaler: torch.amp.GradSc
 
 def _on_device(train: TrainData, dev: torch.device) -> TrainData:
     """The training data on a CUDA ``dev`` once (inputs, and teacher outputs up to
-    ``RESIDENT_TEACHER_BYTES``; larger ones stay on the host, pinned); ``train`` itself on the CPU."""
+    ``RESIDENT_TEACHER_BYTES``; larger ones stay on the host, copied batch by batch); ``train`` itself on
+    the CPU."""
     if dev.type == "cpu":
         return train
 

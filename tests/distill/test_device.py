@@ -139,3 +139,20 @@ def test_the_teacher_is_placed_by_the_setting(tiny_teacher):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             teacher.to("cuda")
+
+
+def test_training_data_moves_to_the_device_once(monkeypatch):
+    """On a GPU the inputs move once per trial, and teacher outputs too when they fit the limit (``meta``
+    stands in for CUDA here); on the CPU the data is used as is."""
+    import distill.trainer as trainer
+
+    data = TrainData(
+        *(torch.zeros(4, 3, dtype=torch.long) for _ in range(3)), torch.zeros(4, dtype=torch.long)
+    )
+    data.teacher = TeacherOutputs(torch.zeros(4, 2), {1: torch.zeros(4, 3, 8).half()})
+    assert trainer._on_device(data, torch.device("cpu")) is data
+    moved = trainer._on_device(data, torch.device("meta"))
+    assert moved.input_ids.is_meta and moved.labels.is_meta and moved.teacher.hidden[1].is_meta
+    monkeypatch.setattr(trainer, "RESIDENT_TEACHER_BYTES", 16)
+    kept = trainer._on_device(data, torch.device("meta"))
+    assert kept.input_ids.is_meta and kept.teacher is data.teacher  # too big: copied batch by batch
