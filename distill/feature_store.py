@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,20 @@ def _prefix(index: Any) -> int | None:
         stop = index.stop
         return stop if isinstance(stop, int) and stop >= 0 else None
     return None
+
+
+def sweep_stale(folder: Path, older_than_s: float = 3600.0) -> list[Path]:
+    """Delete temporary files of writers that died (not written to for ``older_than_s``); returns them.
+    A live writer appends a batch every few seconds, so its file stays fresh."""
+    now, gone = time.time(), []
+    for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+        try:
+            if now - tmp.stat().st_mtime > older_than_s:
+                tmp.unlink()
+                gone.append(tmp)
+        except FileNotFoundError:  # renamed or swept by another process meanwhile
+            continue
+    return gone
 
 
 class NpyWriter:

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from distill.augment import mix
 from distill.families import model_inputs
-from distill.feature_store import CorruptFile, NpyFile, NpyWriter, Rows
+from distill.feature_store import CorruptFile, NpyFile, NpyWriter, Rows, sweep_stale
 from distill.teacher import Teacher
 
 log = logging.getLogger(__name__)
@@ -180,6 +180,8 @@ def _compute(
         model.set_attn_implementation("eager")
     n = int(enc["input_ids"].shape[0])
     memory: dict[str, Tensor] = {}
+    if folder:
+        sweep_stale(folder)  # what writers killed mid-way left behind
     with ExitStack() as stack:
         writers: dict[str, NpyWriter] = {}
         for name in names if folder else ():

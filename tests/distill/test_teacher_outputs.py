@@ -3,8 +3,10 @@ cached file is partial or corrupt, shared without copying the tensors."""
 
 from __future__ import annotations
 
+import os
 import pickle
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -123,10 +125,14 @@ def test_partial_or_corrupt_cache_files_are_recomputed(teacher, enc, tmp_path, m
     with open(hidden, "r+b") as f:
         f.truncate(size - 100)  # a torn file
     (folder / "attn_1.npy").write_bytes(b"not a numpy file")
-    (folder / ".hidden_3.npy.123-4.tmp").write_bytes(b"a writer that died")  # never read
+    dead, live = folder / ".hidden_3.npy.123-4.tmp", folder / ".hidden_3.npy.567-8.tmp"
+    dead.write_bytes(b"a writer that died")  # never read, and swept once stale
+    live.write_bytes(b"a writer still writing")
+    os.utime(dead, (time.time() - 7200, time.time() - 7200))
     out = _outputs(teacher, enc, tmp_path)
     assert calls == [["hidden_2", "attn_1"]]
     assert hidden.stat().st_size == size
+    assert not dead.exists() and live.exists()
     idx = torch.arange(N)
     assert torch.equal(out.select(idx, T).hidden[2], good.select(idx, T).hidden[2])
     _outputs(teacher, enc, tmp_path)
