@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -259,7 +260,7 @@ def trial_inputs(run: JobRun, prof: Profiled, space: SearchSpace) -> TrialInputs
     enc = {k: getattr(train, k) for k in ("input_ids", "attention_mask", "token_type_ids")}
     outputs = teacher_outputs(
         teacher, enc, hidden_layers=hidden, attention_layers=attention,
-        cache_dir=run.settings.teacher_outputs, progress=False,
+        cache_dir=run.settings.teacher_outputs, progress=sys.stderr.isatty(),  # a bar in a terminal
         on_batch=outputs_progress(run, hidden, attention),
     )  # fmt: skip
     return TrialInputs(
