@@ -1,8 +1,10 @@
 """The trial: search parameters → ``Pipeline`` → a distilled student, measured.
 
-This is how ``search/`` calls ``distill/``. Everything a trial needs that is large and read-only
-(the task, the teacher's outputs for every layer the space can ask for) comes in one ``TrialInputs``,
-put in Ray's object store once per job and read by every trial.
+This is how ``search/`` calls ``distill/``. Everything a trial needs that is read-only comes in one
+``TrialInputs``, put in Ray's object store once per job and read by every trial. The teacher's outputs in
+it are references to float16 files in the cache folder (``distill.feature_store``), not the tensors: each
+trial reads from disk only the rows of its batches and the layers its pipeline uses, and the cache folder
+must be reachable from every node, like the teacher's folder.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from search.space import SearchSpace
 class TrialInputs:
     task: TextTask
     teacher_dir: str
-    outputs: TeacherOutputs  # for task.train at space.max_length, every layer the space may need
+    #: for task.train at space.max_length, every layer the space may need (files: pickles as their paths)
+    outputs: TeacherOutputs
     space: SearchSpace
     teacher_accuracy: float | None = None
     artifacts: str | None = None  # each trial exports its student to <artifacts>/<pipeline key>/

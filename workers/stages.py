@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -225,6 +226,27 @@ def predict(run: JobRun, meta: dict[str, float], space: SearchSpace) -> list[Pip
     return prediction.pipelines
 
 
+def outputs_progress(run: JobRun, hidden: set[int], attention: set[int]) -> Callable[[int, int], None]:
+    """The teacher's outputs as a stage with progress: examples done, at most every 2 seconds."""
+    t0 = last = time.monotonic()
+    what = f"logits, {len(hidden)} hidden-state and {len(attention)} attention layers"
+
+    def report(done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last < 2 and done < total:
+            return
+        last = now
+        eta = (now - t0) / done * (total - done)
+        run.state(
+            JobState.PROFILING,
+            progress_text=f"computing the teacher's outputs ({what}): {done:,}/{total:,} examples, "
+            f"about {eta:.0f} s left",
+        )
+
+    return report
+
+
 def trial_inputs(run: JobRun, prof: Profiled, space: SearchSpace) -> TrialInputs:
     """The teacher's outputs on the training split, once, for every layer the space may read: what every
     trial shares."""
@@ -240,7 +262,8 @@ def trial_inputs(run: JobRun, prof: Profiled, space: SearchSpace) -> TrialInputs
     enc = {k: getattr(train, k) for k in ("input_ids", "attention_mask", "token_type_ids")}
     outputs = teacher_outputs(
         teacher, enc, hidden_layers=hidden, attention_layers=attention,
-        cache_dir=run.settings.teacher_outputs, progress=False,
+        cache_dir=run.settings.teacher_outputs, progress=sys.stderr.isatty(),  # a bar in a terminal
+        on_batch=outputs_progress(run, hidden, attention),
     )  # fmt: skip
     return TrialInputs(
         task, str(teacher.model.name_or_path), outputs, space, prof.teacher_profile["accuracy"],
