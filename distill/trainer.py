@@ -233,9 +233,9 @@ def _step(loss: Tensor, params: list[Tensor], opt: Any, scaler: torch.amp.GradSc
 
 
 def _on_device(train: TrainData, dev: torch.device) -> TrainData:
-    """The training data on a CUDA ``dev`` once (inputs, and teacher outputs up to
-    ``RESIDENT_TEACHER_BYTES``; larger ones stay on the host, copied batch by batch); ``train`` itself on
-    the CPU."""
+    """The training data on a CUDA ``dev`` once (inputs, and teacher outputs held in memory up to
+    ``RESIDENT_TEACHER_BYTES``; larger ones, and those read from disk, stay on the host, copied batch by
+    batch); ``train`` itself on the CPU."""
     if dev.type == "cpu":
         return train
 
@@ -245,7 +245,8 @@ def _on_device(train: TrainData, dev: torch.device) -> TrainData:
     teacher = train.teacher
     if teacher is not None:
         tensors = [teacher.logits, *teacher.hidden.values(), *teacher.attentions.values()]
-        if sum(t.numel() * t.element_size() for t in tensors) <= RESIDENT_TEACHER_BYTES:
+        in_memory = all(isinstance(t, Tensor) for t in tensors)  # features on disk stay there (Rows)
+        if in_memory and sum(t.numel() * t.element_size() for t in tensors) <= RESIDENT_TEACHER_BYTES:
             teacher = TeacherOutputs(
                 move(teacher.logits),
                 {k: move(v) for k, v in teacher.hidden.items()},
