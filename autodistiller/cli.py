@@ -29,6 +29,11 @@ def _add_budget_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wall-seconds", type=float, default=None)
     p.add_argument("--concurrency", type=int, default=1)
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument(
+        "--gpus-per-trial", type=float, default=None,
+        help="GPU share of each trial where the cluster has GPUs: 0.25 runs four small students a GPU; "
+        "default 1",
+    )  # fmt: skip
     p.add_argument("--space", choices=["default", "small"], default="default")
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument(

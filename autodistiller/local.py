@@ -138,6 +138,7 @@ def budget(args: argparse.Namespace):
         wall_seconds=args.wall_seconds,
         concurrency=args.concurrency,
         cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
         space=args.space,
         max_length=args.max_length,
         objectives=args.objectives.split(","),

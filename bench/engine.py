@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from distill.assets import minilm_dir
 from distill.data import load_task
+from distill.device import AmpPolicy
 from distill.encoding import TrainData, encode_fixed
 from distill.engine import distill_student
 from distill.finetune import FinetuneConfig, finetune_teacher
@@ -27,11 +28,16 @@ from store.settings import Settings
 STUDENT = StudentArch(layers=2, hidden=384, heads=12, ffn=1536)
 
 
-def bare_loop(student, train: TrainData, val: TrainData, tr: Training, teacher_model=None) -> float:
+def bare_loop(
+    student, train: TrainData, val: TrainData, tr: Training, teacher_model=None, amp: AmpPolicy | None = None
+) -> float:
     """The loop a person would write by hand: AdamW, KL(T=4)+CE, per-epoch accuracy; returns seconds.
 
-    With ``teacher_model`` the teacher runs on every batch instead of reading cached logits.
+    With ``teacher_model`` the teacher runs on every batch instead of reading cached logits. The student and
+    ``train`` may be on a GPU; ``amp``: the same mixed precision as the trainer's (``distill.device``).
     """
+    amp = amp or AmpPolicy()
+    scaler = amp.grad_scaler()
     torch.manual_seed(tr.seed)
     gen = torch.Generator().manual_seed(tr.seed)
     opt = torch.optim.AdamW(student.parameters(), lr=tr.lr, weight_decay=tr.weight_decay)
@@ -49,16 +55,23 @@ def bare_loop(student, train: TrainData, val: TrainData, tr: Training, teacher_m
             else:
                 with torch.no_grad():
                     t_logits = teacher_model(input_ids=ids, attention_mask=mask).logits
-            logits = student(input_ids=ids, attention_mask=mask).logits
-            kd = (
-                F.kl_div(F.log_softmax(logits / 4, -1), F.softmax(t_logits / 4, -1), reduction="batchmean")
-                * 16
-            )
-            loss = F.cross_entropy(logits, train.labels[idx]) + kd
+            with amp.autocast():
+                logits = student(input_ids=ids, attention_mask=mask).logits
+                kd = F.kl_div(
+                    F.log_softmax(logits / 4, -1), F.softmax(t_logits / 4, -1), reduction="batchmean"
+                )
+                loss = F.cross_entropy(logits, train.labels[idx]) + kd * 16
             opt.zero_grad()
-            loss.backward()
-            opt.step()
+            if scaler is None:
+                loss.backward()
+                opt.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
         evaluate(student, val)
+    if train.input_ids.is_cuda:
+        torch.cuda.synchronize()
     return time.perf_counter() - t0
 
 

@@ -76,13 +76,7 @@ def _concat(parts: list[TrainData]) -> TrainData:
     if len(parts) == 1:
         return parts[0]
     t = [p.teacher for p in parts]
-    teacher = None
-    if all(x is not None for x in t):
-        teacher = TeacherOutputs(
-            torch.cat([x.logits for x in t]),
-            {k: torch.cat([x.hidden[k] for x in t]) for k in t[0].hidden},
-            {k: torch.cat([x.attentions[k] for x in t]) for k in t[0].attentions},
-        )
+    teacher = TeacherOutputs.concat(t) if all(x is not None for x in t) else None  # type: ignore[arg-type]
     return TrainData(
         *(
             torch.cat([getattr(p, f) for p in parts])

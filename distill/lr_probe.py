@@ -35,15 +35,16 @@ def probe_lr(
     lrs: list[float],
     *,
     max_train: int = 2000,
+    device: str | None = None,
 ) -> tuple[float, list[dict[str, Any]]]:
     """The rate the rule picks for ``reference``'s student, and one row per probed rate (lr, accuracy,
-    macro_f1 on validation)."""
+    macro_f1 on validation); the probes train on ``device`` (the ``device`` setting)."""
     small = task.subset(max_train, None, seed=reference.training.seed)
     rows: list[dict[str, Any]] = []
     for lr in lrs:
         training = reference.training.model_copy(update={"lr": lr, "epochs": 1})
         probe = Pipeline.no_kd(student=reference.student, training=training)
-        res = distill_student(small, teacher, probe, progress=False, measure_latency=False)
+        res = distill_student(small, teacher, probe, progress=False, measure_latency=False, device=device)
         final = res.train.final
         rows.append({"lr": lr, "accuracy": final["accuracy"], "macro_f1": final["macro_f1"]})
     best = max(rows, key=lambda r: (round(r["macro_f1"], 6), round(r["accuracy"], 6), r["lr"]))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from distill.device import resolve_device
 from distill.hf import load_classifier, load_tokenizer
 from distill.student import count_params
 
@@ -31,6 +32,12 @@ class Teacher:
     @property
     def num_params(self) -> int:
         return count_params(self.model)
+
+    def to(self, device: str | None) -> Teacher:
+        """The teacher's model on the ``device`` setting (``auto``: CUDA where available), in place: its
+        forward passes (outputs, profile, DisWOT, meta-features) run where its weights are."""
+        self.model.to(resolve_device(device))
+        return self
 
     def describe(self) -> dict[str, object]:
         cfg = self.model.config

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 
 from distill.augment import draw_mixup, mix
+from distill.device import AmpPolicy, amp_for, pinned, resolve_device, to_device
 from distill.encoding import TrainData
 from distill.intermediate import IntermediateLoss
 from distill.losses import LogitInputs, LossContext, build_loss
@@ -43,8 +44,14 @@ class TrainResult:
         return self.history[-1] if self.history else {}
 
 
+#: Teacher outputs up to this size move to the GPU once per trial; larger ones are copied batch by batch
+#: (several trials may share a GPU: each holds its own copy).
+RESIDENT_TEACHER_BYTES = 1 << 30
+
+
 def pick_device(device: str | None = None) -> torch.device:
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    """The ``device`` setting (``auto`` | ``cpu`` | ``cuda`` | ``cuda:N``; None: ``auto``), resolved."""
+    return resolve_device(device)
 
 
 @torch.no_grad()
@@ -141,18 +148,25 @@ def train_model(
     progress: bool = True,
     desc: str = "train",
     device: str | None = None,
+    amp: AmpPolicy | None = None,
 ) -> TrainResult:
-    """Train ``model`` with ``pipeline`` on ``train``; validate each epoch on ``val``."""
+    """Train ``model`` with ``pipeline`` on ``train``; validate each epoch on ``val``.
+
+    ``device``: the ``device`` setting (default ``auto``); ``amp``: the mixed-precision policy (default: the
+    device's, ``distill.device.amp_policy``: bf16 or fp16 + ``GradScaler`` on CUDA, none on the CPU)."""
     tr = pipeline.training
     torch.manual_seed(tr.seed)
     gen = torch.Generator().manual_seed(tr.seed)
     dev = pick_device(device)
+    amp = amp or amp_for(dev)
+    scaler = amp.grad_scaler()
     model.to(dev)
     criterion = criterion or DistillLoss(pipeline, model, teacher_cfg)
     if criterion.uses_teacher and train.teacher is None:
         raise ValueError(f"pipeline loss {pipeline.loss.name} needs teacher outputs")
     criterion.prepare(train)
     criterion.to(dev)
+    train = _on_device(train, dev)
     params = [p for p in [*model.parameters(), *criterion.parameters()] if p.requires_grad]
     steps_per_epoch = -(-len(train) // tr.batch_size)
     opt, sched = _optimizer(params, pipeline, steps_per_epoch * tr.epochs)
@@ -167,11 +181,10 @@ def train_model(
         running = 0.0
         for step in range(steps_per_epoch):
             idx = order[step * tr.batch_size : (step + 1) * tr.batch_size]
-            loss = _loss(model, criterion, train, idx, pipeline.augmentation.mixup, gen, dev)
+            with amp.autocast():
+                loss = _loss(model, criterion, train, idx, pipeline.augmentation.mixup, gen, dev)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
+            _step(loss, params, opt, scaler)
             sched.step()
             running += loss.item()
             bar.update(1)
@@ -203,6 +216,44 @@ def _optimizer(params: list[Tensor], pipeline: Pipeline, total_steps: int) -> tu
         lr=tr.lr,
     )
     return opt, get_linear_schedule_with_warmup(opt, int(tr.warmup * total_steps), total_steps)
+
+
+def _step(loss: Tensor, params: list[Tensor], opt: Any, scaler: torch.amp.GradScaler | None) -> None:
+    """Backward, clip to norm 1, step: through the ``GradScaler`` for fp16 (unscaled before clipping)."""
+    if scaler is None:
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        return
+    scaler.scale(loss).backward()
+    scaler.unscale_(opt)
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    scaler.step(opt)
+    scaler.update()
+
+
+def _on_device(train: TrainData, dev: torch.device) -> TrainData:
+    """The training data on a CUDA ``dev`` once (inputs, and teacher outputs held in memory up to
+    ``RESIDENT_TEACHER_BYTES``; larger ones, and those read from disk, stay on the host, copied batch by
+    batch); ``train`` itself on the CPU."""
+    if dev.type == "cpu":
+        return train
+
+    def move(t: Tensor) -> Tensor:
+        return to_device(pinned(t, dev), dev)
+
+    teacher = train.teacher
+    if teacher is not None:
+        tensors = [teacher.logits, *teacher.hidden.values(), *teacher.attentions.values()]
+        in_memory = all(isinstance(t, Tensor) for t in tensors)  # features on disk stay there (Rows)
+        if in_memory and sum(t.numel() * t.element_size() for t in tensors) <= RESIDENT_TEACHER_BYTES:
+            teacher = TeacherOutputs(
+                move(teacher.logits),
+                {k: move(v) for k, v in teacher.hidden.items()},
+                {k: move(v) for k, v in teacher.attentions.items()},
+            )
+    fields = (train.input_ids, train.attention_mask, train.token_type_ids, train.labels)
+    return TrainData(*(move(t) for t in fields), teacher=teacher)
 
 
 def _loss(
@@ -248,7 +299,7 @@ def _to(t: TeacherOutputs, dev: torch.device) -> TeacherOutputs:
     if dev.type == "cpu":
         return t
     return TeacherOutputs(
-        t.logits.to(dev),
-        {k: v.to(dev) for k, v in t.hidden.items()},
-        {k: v.to(dev) for k, v in t.attentions.items()},
+        to_device(t.logits, dev),
+        {k: to_device(v, dev) for k, v in t.hidden.items()},
+        {k: to_device(v, dev) for k, v in t.attentions.items()},
     )

@@ -23,13 +23,15 @@ from search.proxies import Proxy, ProxyBatch, ProxyModel, build_proxy
 def _build(
     arch: StudentArch, teacher_model: PreTrainedModel, seed: int, vocab: TaskVocab | None = None
 ) -> ProxyModel:
+    """The student ``arch`` as a proxy model, on the teacher's device."""
+    device = next(teacher_model.parameters()).device
     if arch.vocab == "task":
         if vocab is None:
             raise ValueError("scoring a `vocab: task` student needs the task's vocabulary (distill.vocab)")
         student, _ = build_student(arch, teacher_model, seed=seed, kept=vocab.kept)
-        return ProxyModel.from_hf(student, id_map=vocab.old_to_new)
+        return ProxyModel.from_hf(student.to(device), id_map=vocab.old_to_new)
     student, _ = build_student(arch, teacher_model, seed=seed)
-    return ProxyModel.from_hf(student)
+    return ProxyModel.from_hf(student.to(device))
 
 
 def score_candidates(
@@ -50,6 +52,7 @@ def score_candidates(
     Pass ``random_like(teacher)`` as ``teacher_model`` for a random teacher; ``options`` holds per-proxy
     constructor options.
     """
+    batch = batch.to(next(teacher_model.parameters()).device)
     teacher = ProxyModel.from_hf(teacher_model)
     built: dict[str, Proxy] = {n: build_proxy(n, seed, **(options or {}).get(n, {})) for n in proxies}
     states = {n: p.prepare(teacher, batch) for n, p in built.items()}
@@ -89,6 +92,7 @@ class ProxyFitness:
     ) -> None:
         if not proxies:
             raise ValueError("name at least one proxy")
+        batch = batch.to(next(teacher_model.parameters()).device)  # students are built on it too
         self.teacher_model, self.batch, self.seed, self.vocab = teacher_model, batch, seed, vocab
         self.teacher = ProxyModel.from_hf(teacher_model)
         self.built = {n: build_proxy(n, seed) for n in proxies}

@@ -1,8 +1,10 @@
 """The trial: search parameters → ``Pipeline`` → a distilled student, measured.
 
-This is how ``search/`` calls ``distill/``. Everything a trial needs that is large and read-only
-(the task, the teacher's outputs for every layer the space can ask for) comes in one ``TrialInputs``,
-put in Ray's object store once per job and read by every trial.
+This is how ``search/`` calls ``distill/``. Everything a trial needs that is read-only comes in one
+``TrialInputs``, put in Ray's object store once per job and read by every trial. The teacher's outputs in
+it are references to float16 files in the cache folder (``distill.feature_store``), not the tensors: each
+trial reads from disk only the rows of its batches and the layers its pipeline uses, and the cache folder
+must be reachable from every node, like the teacher's folder.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.data import TextTask
+from distill.device import resolve_device
 from distill.engine import distill_student
 from distill.export import export_student
 from distill.plugin import load_plugins
@@ -28,7 +31,8 @@ from search.space import SearchSpace
 class TrialInputs:
     task: TextTask
     teacher_dir: str
-    outputs: TeacherOutputs  # for task.train at space.max_length, every layer the space may need
+    #: for task.train at space.max_length, every layer the space may need (files: pickles as their paths)
+    outputs: TeacherOutputs
     space: SearchSpace
     teacher_accuracy: float | None = None
     artifacts: str | None = None  # each trial exports its student to <artifacts>/<pipeline key>/
@@ -37,6 +41,9 @@ class TrialInputs:
     cache_dir: str | None = None  # teacher outputs of augmented copies and extra teachers, shared by trials
     #: the user's plug-ins as the driver sees them; each trial loads them (its Ray worker may predate them)
     plugins: tuple[str, ...] = field(default_factory=lambda: DistillSettings.from_env().plugins)
+    #: where the trial trains its student and runs its teachers (augmented copies, extra teachers): the
+    #: ``device`` setting as a trial sees it (``search.resources.trial_device``), resolved in the trial
+    device: str = "auto"
 
 
 @functools.lru_cache(maxsize=9)
@@ -51,8 +58,9 @@ def run_trial(
     inputs: TrialInputs = shared["inputs"]
     load_plugins(DistillSettings(plugins=inputs.plugins))
     pipeline = inputs.space.to_pipeline(params)
-    teacher = _teacher(inputs.teacher_dir)
-    extra = [_teacher(d) for d in inputs.extra_teacher_dirs] if pipeline.teachers else []
+    device = resolve_device(inputs.device)
+    teacher = _teacher(inputs.teacher_dir).to(str(device))
+    extra = [_teacher(d).to(str(device)) for d in inputs.extra_teacher_dirs] if pipeline.teachers else []
     t0 = time.perf_counter()
     result = distill_student(
         inputs.task,
@@ -63,6 +71,7 @@ def run_trial(
         progress=False,
         extra_teachers=extra,
         cache_dir=Path(inputs.cache_dir) if inputs.cache_dir else None,
+        device=str(device),
     )
     metrics: dict[str, Any] = {**result.metrics, "wall_seconds": time.perf_counter() - t0}
     metrics["pipeline_key"] = pipeline.key()

@@ -20,8 +20,10 @@ from typing import Any
 
 import optuna
 
+from distill.device import check_gpu_share
 from search.cluster import ensure_ray, fail_stale_trials, local_only_ray_env  # noqa: F401  (re-exported)
 from search.pareto import feasible, has_metrics, pareto_front, violations
+from search.resources import trial_resources
 from search.space import SearchSpace
 from search.tune_events import FINISHED, SearchCallbacks, SearchResult, TrialRecord, abort_stopper, bridge
 
@@ -37,7 +39,8 @@ class TuneBudget:
     """How much one Tune run of a job may spend (the user's budget is ``store.spec.JobBudget``).
 
     ``trials`` counts every trial of the job, including ``done`` ones of an earlier run; ``wall_seconds``
-    bounds this call. ``gpus_per_trial=None`` means 1 when the cluster has GPUs, else 0. ``max_epochs`` is
+    bounds this call. ``gpus_per_trial``: each trial's GPU share (None: 1 when the cluster has GPUs, else 0;
+    a fraction packs several trials a GPU: ``search.resources.trial_resources``). ``max_epochs`` is
     ASHA's ``max_t`` (default: the space's largest epoch count); ``early_stopping=False`` turns ASHA off.
     """
 
@@ -56,6 +59,7 @@ class TuneBudget:
             raise ValueError(f"budget needs trials ≥ 1 and concurrency ≥ 1, got {self}")
         if self.wall_seconds is not None and self.wall_seconds <= 0:
             raise ValueError(f"wall_seconds must be positive, got {self.wall_seconds}")
+        check_gpu_share(self.gpus_per_trial)
 
 
 # --------------------------------------------------------------------------- trial side
@@ -255,14 +259,15 @@ def _tune(
     )
     scheduler = _asha(budget, space, metric, mode) if budget.early_stopping else None
 
-    gpus = budget.gpus_per_trial
-    if gpus is None:
-        gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+    resources = trial_resources(
+        cpus_per_trial=budget.cpus_per_trial, gpus_per_trial=budget.gpus_per_trial,
+        concurrency=budget.concurrency, cluster_gpus=float(ray.cluster_resources().get("GPU", 0)),
+    )  # fmt: skip
     required = tuple(k for k, _ in objectives)
     trainable = tune.with_parameters(
         _run_trial, trainable_fn=trainable_fn, shared=shared, objectives=required
     )
-    trainable = tune.with_resources(trainable, {"cpu": budget.cpus_per_trial, "gpu": gpus})
+    trainable = tune.with_resources(trainable, resources.request)
 
     events = bridge(callbacks, records, required)
     tuner = tune.Tuner(
@@ -271,7 +276,7 @@ def _tune(
             search_alg=searcher,
             scheduler=scheduler,
             num_samples=num_samples,
-            max_concurrent_trials=budget.concurrency,
+            max_concurrent_trials=resources.concurrency,
             time_budget_s=budget.wall_seconds,
             reuse_actors=True,
         ),

@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from distill.device import check_device
+
 #: The meta-dataset shipped beside the recommender (``bench/build_meta.py`` rebuilds it).
 SHIPPED_PRIORS = Path(__file__).resolve().parent.parent / "search" / "priors" / "meta.csv"
 
@@ -26,6 +28,9 @@ class Settings:
     the key they send (default: the local key ``autodistiller serve`` wrote to ``<home>/api-key``).
     ``AUTODISTILLER_PRIORS``: the meta-dataset CSV the recommender learns from besides the trial database
     (default: the one shipped in ``search/priors/``; ``none``: learn from this database only).
+    ``AUTODISTILLER_DEVICE``: where the worker runs the teacher (profiling, DisWOT, teacher outputs) and the
+    trials run: ``auto`` (CUDA where a trial or the worker sees a GPU, else the CPU), ``cpu``, ``cuda`` or
+    ``cuda:N``; resolved where the work runs, so ``auto`` means each Ray node's own device.
     """
 
     home: Path
@@ -35,8 +40,13 @@ class Settings:
     api_url: str = "http://127.0.0.1:8000"
     api_key: str | None = None
     priors: Path | None = None  # None: no prior meta-dataset
+    device: str = "auto"
 
     def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "device", check_device(self.device))
+        except ValueError as e:
+            raise SettingsError(f"AUTODISTILLER_DEVICE: {e}") from None
         if self.priors is not None and not Path(self.priors).is_file():
             raise SettingsError(f"AUTODISTILLER_PRIORS: no meta-dataset file at {self.priors}")
 
@@ -68,6 +78,7 @@ class Settings:
             api_url=env.get("AUTODISTILLER_URL") or cls.api_url,
             api_key=env.get("AUTODISTILLER_API_KEY") or None,
             priors=priors,
+            device=env.get("AUTODISTILLER_DEVICE") or "auto",
         )
 
     @property

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from distill.device import check_gpu_share
 from distill.pipeline import Pipeline, StudentArch
 
 
@@ -85,6 +86,14 @@ class JobBudget(StrictModel):
     )
     concurrency: int = Field(1, ge=1, le=256)
     cpus_per_trial: float = Field(1.0, gt=0, le=256)
+    gpus_per_trial: float | None = Field(
+        None,
+        gt=0,
+        le=64,
+        description="GPUs each trial asks for where the cluster has GPUs: a fraction (0 < x ≤ 1) lets "
+        "several small students share one GPU (0.25: four a GPU, and the worker runs as many at once as the "
+        "GPUs hold), or a whole number ≥ 1. Default: one GPU a trial. Ignored on a CPU-only cluster.",
+    )
     space: Literal["default", "small"] = "default"
     max_length: int = Field(64, ge=8, le=512)
     epochs: list[Annotated[int, Field(ge=1, le=100)]] | None = Field(
@@ -135,6 +144,11 @@ class JobBudget(StrictModel):
         "`every_trial`), not only the kept ones: test scores for a meta-dataset; one test pass per trial.",
     )
     seed: int = Field(0, ge=0, le=2**32 - 1)
+
+    @model_validator(mode="after")
+    def _gpus(self) -> JobBudget:
+        check_gpu_share(self.gpus_per_trial)
+        return self
 
     @model_validator(mode="after")
     def _objectives(self) -> JobBudget:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from distill.teacher_outputs import teacher_outputs
 from search.candidates import STUDENT_PROXY, feasible_candidates, search_students
 from search.metafeatures import meta_features
 from search.recommender import candidate_pipelines
+from search.resources import trial_device
 from search.space import SearchSpace
 from search.trainable import TrialInputs
 from store import results
@@ -114,7 +116,7 @@ def profile(run: JobRun) -> Profiled:
         report = finetune_progress(run, run.spec.teacher.finetune.epochs)
     else:
         run.state(JobState.PROFILING, progress_text="loading the teacher")
-    teacher = resolve_teacher(run.spec, task, run.settings, report)
+    teacher = resolve_teacher(run.spec, task, run.settings, report).to(run.settings.device)
     run.state(JobState.PROFILING, progress_text="measuring the teacher on the validation split")
     t_prof = teacher_profile(teacher, task, b.max_length)
     results.add_profile(run.db, "dataset", dataset_profile(task), job_id=run.job.id)
@@ -132,7 +134,7 @@ def extra_models(run: JobRun, task: TextTask) -> list[Teacher]:
     extra = []
     for i, ref in enumerate(run.spec.extra_teachers, 1):
         run.state(JobState.PROFILING, progress_text=f"loading extra teacher {i}")
-        teacher = load_teacher(ref.path or "")
+        teacher = load_teacher(ref.path or "").to(run.settings.device)
         try:
             check_label_compatibility(task, teacher.labels, len(teacher.labels))
         except DataError as e:
@@ -196,7 +198,8 @@ def reference_lr(run: JobRun, prof: Profiled, space: SearchSpace) -> SearchSpace
     if stored is None:
         run.state(JobState.PROFILING, progress_text="probing the references' learning rate")
         ref = space.reference_pipelines()["no_kd"]
-        lr, rows = probe_lr(prof.task, prof.teacher, ref, probe_grid(space.lr.low, space.lr.high))
+        lrs = probe_grid(space.lr.low, space.lr.high)
+        lr, rows = probe_lr(prof.task, prof.teacher, ref, lrs, device=run.settings.device)
         doc = {"lr": lr, "rows": rows, "student": ref.student.model_dump(), "rule": PROBE_RULE}
         stored = results.add_profile(run.db, "lr_probe", doc, job_id=run.job.id)
     training = space.training.model_copy(update={"lr": float(stored.data["lr"])})
@@ -215,12 +218,33 @@ def predict(run: JobRun, meta: dict[str, float], space: SearchSpace) -> list[Pip
     top = prediction.pipelines[0] if prediction.pipelines else space.reference_pipelines()["vanilla_kd"]
     if results.latest_recommendation(run.db, run.job.id, source="predicted") is None:
         results.add_recommendation(
-            run.db, run.job.id, top, "predicted", score=prediction.score, why=prediction.why,
+            run.db, run.job.id, top, "predicted", why=prediction.why,
             details=prediction.details,
         )  # fmt: skip
     if run.on_recommendation is not None:
         run.on_recommendation(run.job.id)
     return prediction.pipelines
+
+
+def outputs_progress(run: JobRun, hidden: set[int], attention: set[int]) -> Callable[[int, int], None]:
+    """The teacher's outputs as a stage with progress: examples done, at most every 2 seconds."""
+    t0 = last = time.monotonic()
+    what = f"logits, {len(hidden)} hidden-state and {len(attention)} attention layers"
+
+    def report(done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last < 2 and done < total:
+            return
+        last = now
+        eta = (now - t0) / done * (total - done)
+        run.state(
+            JobState.PROFILING,
+            progress_text=f"computing the teacher's outputs ({what}): {done:,}/{total:,} examples, "
+            f"about {eta:.0f} s left",
+        )
+
+    return report
 
 
 def trial_inputs(run: JobRun, prof: Profiled, space: SearchSpace) -> TrialInputs:
@@ -238,10 +262,12 @@ def trial_inputs(run: JobRun, prof: Profiled, space: SearchSpace) -> TrialInputs
     enc = {k: getattr(train, k) for k in ("input_ids", "attention_mask", "token_type_ids")}
     outputs = teacher_outputs(
         teacher, enc, hidden_layers=hidden, attention_layers=attention,
-        cache_dir=run.settings.teacher_outputs, progress=False,
+        cache_dir=run.settings.teacher_outputs, progress=sys.stderr.isatty(),  # a bar in a terminal
+        on_batch=outputs_progress(run, hidden, attention),
     )  # fmt: skip
     return TrialInputs(
         task, str(teacher.model.name_or_path), outputs, space, prof.teacher_profile["accuracy"],
         str(run.artifacts / "trials"), cache_dir=str(run.settings.teacher_outputs),
         extra_teacher_dirs=tuple(str(t.model.name_or_path) for t in prof.extra_teachers),
+        device=trial_device(run.settings.device),
     )  # fmt: skip

@@ -25,7 +25,7 @@ from store import jobs, trials
 from store.models import Job, Trial
 from store.session import make_engine, normalize_url, session_factory, upgrade
 from store.settings import Settings
-from store.spec import JobSpec
+from store.spec import JobBudget, JobSpec
 from store.states import JobState, TrialStatus
 from workers import stages
 from workers.finish import finish
@@ -201,9 +201,9 @@ class Worker:
     ) -> None:
         """One Ray Tune run of the job's search, up to ``up_to`` trials in all (default: the budget)."""
         b, job = run.spec.budget, run.job
-        budget = TuneBudget(
-            trials=up_to or b.trials, wall_seconds=self._wall_left(run.search_started, b.wall_seconds),
-            early_stopping=early_stopping, concurrency=b.concurrency, cpus_per_trial=b.cpus_per_trial,
+        budget = tune_budget(
+            b, self.settings.device, trials=up_to or b.trials,
+            wall_seconds=self._wall_left(run.search_started, b.wall_seconds), early_stopping=early_stopping,
         )  # fmt: skip
         objectives = [(o, "max" if o == "accuracy" else "min") for o in b.objectives]
         if b.target_ratio is not None and b.target_by not in b.objectives:  # steer toward small / fast
@@ -262,3 +262,14 @@ class Worker:
         if wall is None:
             return None
         return max(1.0, wall - (time.time() - (started or time.time())))
+
+
+def tune_budget(
+    b: JobBudget, device: str, *, trials: int, wall_seconds: float | None, early_stopping: bool
+) -> TuneBudget:
+    """One Tune run's budget from the job's: with the ``device`` setting ``cpu`` no trial asks for a GPU;
+    otherwise each asks for the job's ``gpus_per_trial`` (Tune packs fractions, ``search.resources``)."""
+    return TuneBudget(
+        trials=trials, wall_seconds=wall_seconds, early_stopping=early_stopping, concurrency=b.concurrency,
+        cpus_per_trial=b.cpus_per_trial, gpus_per_trial=0.0 if device == "cpu" else b.gpus_per_trial,
+    )  # fmt: skip

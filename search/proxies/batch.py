@@ -26,6 +26,14 @@ class ProxyBatch:
         if self.labels.shape[0] != self.size:
             raise ValueError(f"{self.labels.shape[0]} labels for a batch of {self.size}")
 
+    def to(self, device: torch.device | str) -> ProxyBatch:
+        """The same batch on ``device`` (itself when already there)."""
+        tensors = {k: getattr(self, k) for k in ("labels", "input_ids", "attention_mask", "token_type_ids")}
+        tensors["images"] = self.images
+        if all(t is None or t.device == torch.device(device) for t in tensors.values()):
+            return self
+        return ProxyBatch(**{k: None if t is None else t.to(device) for k, t in tensors.items()})
+
     @property
     def size(self) -> int:
         x = self.input_ids if self.input_ids is not None else self.images

@@ -51,6 +51,8 @@ def test_label_mismatch(api: Api) -> None:
         ({"objectives": ["accuracy", "size"]}, ["objectives", "latency_ms"]),
         ({"max_params": 10}, ["max_params", "1000"]),
         ({"cpus_per_trial": 0}, ["cpus_per_trial"]),
+        ({"gpus_per_trial": 0}, ["gpus_per_trial", "greater than 0"]),
+        ({"gpus_per_trial": 1.5}, ["gpus_per_trial is a fraction", "whole number"]),
         ({"space": "huge"}, ["space", "'small'"]),
         ({"trials": "many"}, ["trials", "integer"]),
         ({"gpus": 1}, ["gpus", "extra"]),
