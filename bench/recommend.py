@@ -146,12 +146,10 @@ def extras(path: Path) -> dict[tuple[str, str], tuple[float, float]]:
 
 def live(variant_name: str, meta_path: Path, n_trials: int) -> None:
     """The real warm-started search on one variant, against that variant's grid in the meta-dataset."""
-    import csv
     import tempfile
 
     from bench.build_meta import VARIANTS
     from distill.pipeline import describe
-    from search.recommender import load_rows
     from store import jobs, results, trials
     from store.settings import Settings
     from workers.recommend import task_name
@@ -162,7 +160,9 @@ def live(variant_name: str, meta_path: Path, n_trials: int) -> None:
     spec.budget = spec.budget.model_copy(
         update={"trials": n_trials, "warm_start": [], "early_stopping": True}
     )
-    rows = load_rows(meta_path)
+    with meta_path.open(newline="", encoding="utf-8") as f:  # the raw records: written back as they are
+        rows = [{**r, "accuracy": float(r["accuracy"]), "wall_seconds": float(r["wall_seconds"] or 0)}
+                for r in csv.DictReader(f)]  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         probe = jobs.Job(
             dataset=spec.dataset.model_dump(mode="json"), budget=spec.budget.model_dump(mode="json")
