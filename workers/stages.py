@@ -224,8 +224,8 @@ def predict(run: JobRun, meta: dict[str, float], space: SearchSpace) -> list[Pip
 
 
 def trial_inputs(run: JobRun, prof: Profiled, space: SearchSpace) -> TrialInputs:
-    """The teacher's outputs on the training split, once, for every layer the space may read: what every
-    trial shares."""
+    """The teacher's outputs on the training split and the transfer text, once, for every layer the space may
+    read: what every trial shares."""
     b = run.spec.budget
     run.state(
         JobState.PROFILING,
@@ -234,7 +234,7 @@ def trial_inputs(run: JobRun, prof: Profiled, space: SearchSpace) -> TrialInputs
     )
     task, teacher = prof.task, prof.teacher
     hidden, attention = space.teacher_layers_needed(teacher.num_layers)
-    train = encode_fixed(task.train, teacher.tokenizer, b.max_length, torch.arange(task.num_labels))
+    train = encode_fixed(task.transfer_set, teacher.tokenizer, b.max_length, torch.arange(task.num_labels))
     enc = {k: getattr(train, k) for k in ("input_ids", "attention_mask", "token_type_ids")}
     outputs = teacher_outputs(
         teacher, enc, hidden_layers=hidden, attention_layers=attention,
