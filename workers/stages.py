@@ -27,6 +27,7 @@ from distill.profile import dataset_profile, teacher_profile
 from distill.tables import DataError
 from distill.teacher import Teacher, load_teacher
 from distill.teacher_outputs import teacher_outputs
+from distill.transfer import attach_transfer
 from search.candidates import STUDENT_PROXY, feasible_candidates, search_students
 from search.metafeatures import meta_features
 from search.recommender import candidate_pipelines
@@ -71,7 +72,9 @@ class Profiled:
 
 
 def load_job_task(spec: JobSpec) -> TextTask:
-    return load_subset(**spec.dataset.model_dump())
+    """The job's dataset, with its unlabeled transfer text (``spec.transfer``) when it has some."""
+    task = load_subset(**spec.dataset.model_dump())
+    return attach_transfer(task, **spec.transfer.model_dump()) if spec.transfer else task
 
 
 def resolve_teacher(

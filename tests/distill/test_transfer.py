@@ -112,7 +112,8 @@ def test_every_objective_trains_with_transfer_rows_and_mixup(tiny_teacher, name)
     pipe = Pipeline(
         student=TINY, training=TRAIN, loss=LogitLossSpec(name="kl", temperature=2.0),
         intermediate=IntermediateSpec(
-            name=name, features=features, mapping="last", weight=0.1, alpha=0.5 if name == "mi_alpha" else None
+            name=name, features=features, mapping="last", weight=0.1,
+            alpha=0.5 if name == "mi_alpha" else None,
         ),
         augmentation=Augmentation(mixup=0.4),
     )  # fmt: skip
