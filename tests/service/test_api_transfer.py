@@ -3,6 +3,8 @@ that name the user's file and line, the roles checked, and what a job stores (bo
 
 from __future__ import annotations
 
+import re
+
 from api_checks import Api, refused, unchanged, upload_dataset
 from pg import pg_server  # noqa: F401  (session fixture)
 
@@ -61,3 +63,21 @@ def test_a_job_stores_its_transfer_text(api: Api) -> None:
     )
     assert spec.transfer is not None and spec.transfer.shown_as
     assert list(spec.transfer.shown_as.values()) == ["pool.csv"]
+
+
+def test_the_dashboard_form_offers_transfer_text_apart_from_datasets(api: Api) -> None:
+    from test_dashboard_csrf import HERE, _login
+
+    r = upload_dataset(api, "dash-pool.csv", GOOD, unlabeled="true")
+    transfer = r.json()["id"]
+    client = _login(api)
+    page = client.get("/ui/jobs").text
+    datasets = re.search(r'<select name="dataset_id".*?</select>', page, re.S).group(0)
+    transfers = re.search(r'<select name="transfer_id".*?</select>', page, re.S).group(0)
+    assert transfer not in datasets and transfer in transfers and "3 unlabeled rows" in transfers
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1)
+    form = {"dataset_id": api.dataset_id, "teacher_id": api.teacher_id, "trials": "2", "csrf": csrf}
+    r = client.post("/ui/jobs", data={**form, "transfer_id": transfer}, headers=HERE)
+    assert r.status_code == 303, r.text
+    job = get_job(api.app.state.ctx.db, r.headers["location"].rsplit("/", 1)[-1])
+    assert job.extra_ids["transfer_id"] == transfer
