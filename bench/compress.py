@@ -2,6 +2,7 @@
 
     AUTODISTILLER_HOME=/tmp/ad-compress nice -n 10 .venv/bin/python -m bench.compress \
         [--task rotten_tomatoes] [--sizes 8000 500 1000] [--epochs 3] [--lr 3e-4] [--students LABEL ...]
+        [--labelled 400] [--transfer none rest pool] [--pool 4000] [--init teacher-layers random]
 
 One task: a stratified, disjoint train / validation / test split of all its labelled rows
 (``bench.methods.three_way_split``); the shipped MiniLM fine-tuned on the train split as the teacher (cached
@@ -9,7 +10,9 @@ under $AUTODISTILLER_HOME); each student distilled with vanilla KD (KL, T = 4) o
 and seed. Prints per student: parameters and their ratio to the teacher's, test accuracy with its 95% Wilson
 interval and as a fraction of the teacher's, the size of its exported folder's weights on disk, and its CPU
 latency timed side by side with the teacher (same process, one thread, interleaved); then the smallest
-student within 2% of the teacher's test accuracy.
+student within 2% of the teacher's test accuracy. ``--transfer`` runs each student once per transfer set of
+unlabeled text (labels dropped; the teacher labels it): ``rest``, the training rows beyond ``--labelled``;
+``pool``, rows of the task outside the three splits; ``--init`` once per initialisation.
 """
 
 from __future__ import annotations
