@@ -126,9 +126,21 @@ class Ranker:
         self, pipelines: Sequence[Mapping[str, Any]], meta: Mapping[str, float] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Mean and spread (std over the bags) of the predicted percentile of each pipeline on a task."""
-        x = _matrix([self._vector(p, meta or {}, self.meta_columns) for p in pipelines], self.columns)
-        preds = np.stack([m.predict(x) for m in self.models])
+        preds = self._bagged(self.matrix(pipelines, meta))
         return preds.mean(0), preds.std(0)
+
+    def matrix(
+        self, pipelines: Sequence[Mapping[str, Any]], meta: Mapping[str, float] | None = None
+    ) -> np.ndarray:
+        """The model inputs of ``pipelines`` on a task with ``meta`` (one row each)."""
+        return _matrix([self._vector(p, meta or {}, self.meta_columns) for p in pipelines], self.columns)
+
+    def predict_matrix(self, x: np.ndarray) -> np.ndarray:
+        """The bagged mean prediction for model inputs ``x`` (see :meth:`matrix`)."""
+        return self._bagged(x).mean(0)
+
+    def _bagged(self, x: np.ndarray) -> np.ndarray:
+        return np.stack([m.predict(x) for m in self.models])
 
     def order(
         self, pipelines: Sequence[Mapping[str, Any]], meta: Mapping[str, float] | None = None

@@ -1,196 +1,86 @@
-"""AutoDistiller's recommender: predict, from finished trials of other tasks, how well a pipeline will do on
-a new one, and rank a job's candidate pipelines before any of them is trained.
+"""AutoDistiller's recommender: rank a job's candidate pipelines before any of them is trained, from the
+finished trials of other tasks.
 
-A training row is one finished trial: the task's meta-features (:mod:`search.metafeatures`), the pipeline
-(JSON), and its accuracy as a ratio to the teacher's. The model is scikit-learn gradient boosting over the
-meta-features and a fixed flattening of the pipeline (:func:`pipeline_features`; the student is described
-relative to the teacher, so students of different teachers compare). With too few rows, :func:`cold_start`
-gives Distiller's findings as priors. Rows come from the shipped meta-dataset (``search/priors/meta.csv``,
-built by ``bench/build_meta.py``) and from the trial database.
+The model is :class:`search.ranker.Ranker` (a trial's percentile within its task, learned from the
+pipeline JSON and the task's meta-features by bagged gradient boosting): what is learned is which pipelines
+beat which, so tasks with different teachers, metrics and scales teach together. Its rows
+(:class:`search.meta_rows.MetaRow`) come from the shipped meta-dataset (``search/priors/meta.csv``, the
+documented rows format, built by ``bench/build_meta.py``) and from the trial database. It gives an order, not
+an accuracy: the first pick's predicted percentile and, measured on the rows themselves, how far a first
+pick falls from a held-out task's best (:func:`search.ranker_eval.evaluate`). With too few rows,
+:func:`cold_start` gives Distiller's findings.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
-from sklearn.ensemble import GradientBoostingRegressor
-from sklearn.feature_extraction import DictVectorizer
-from sklearn.model_selection import GroupKFold, cross_val_score
-from sklearn.pipeline import Pipeline as SkPipeline
 
 from distill.pipeline import Pipeline, describe
-from search.flat import flatten
 from search.grid import grid
-from search.metafeatures import META_KEYS
+from search.meta_rows import MetaRow, RowsError
+from search.ranker import Ranker, percentiles, pipeline_vector
+from search.ranker_eval import evaluate
 from search.space import SearchSpace
 
 #: Fewer training rows than this, or rows from a single task: the priors of :func:`cold_start` instead.
 MIN_ROWS = 16
-#: Columns a meta-dataset file must have (besides the meta-features).
-ROW_KEYS = ("task", "pipeline", "accuracy", "ratio")
-#: Pipeline feature → the component it belongs to (for importances).
+#: Pipeline JSON section → the component it belongs to (for importances); ``meta.*`` is the task.
 COMPONENTS = {
     "student": "student",
     "loss": "output loss",
-    "temperature": "output loss",
-    "kd_weight": "output loss",
-    "hard_weight": "output loss",
-    "inter": "intermediate objective",
-    "mapping": "intermediate objective",
-    "mi_alpha": "intermediate objective",
-    "aug": "augmentation",
-    "mixup": "augmentation",
-    "lr": "training",
-    "epochs": "training",
-    "batch": "training",
+    "intermediate": "intermediate objective",
+    "augmentation": "augmentation",
+    "training": "training",
+    "teachers": "teachers",
 }
 
 
-def pipeline_features(pipeline: Pipeline, meta: Mapping[str, float]) -> dict[str, float | str]:
-    """The pipeline's flattening (``search.flat``) as model inputs: numbers on log scales, names as
-    categories (one-hot encoded), the student relative to the teacher; what does not apply gets a fixed
-    out-of-range value."""
-    f = flatten(pipeline)
-    has_inter = f["inter"] != "none"
-    return {
-        "student_depth": f["student_layers"] / max(1.0, meta.get("teacher_layers", 1.0)),
-        "student_width": f["student_hidden"] / max(1.0, meta.get("teacher_hidden", 1.0)),
-        "student_init": f["student_init"],
-        "loss": f["loss"],
-        "temperature": math.log(f["temperature"]) if "temperature" in f else 0.0,
-        "kd_weight": math.log10(f["kd_weight"]) if f.get("kd_weight", 0) > 0 else -3.0,
-        "hard_weight": f.get("hard_weight", pipeline.loss.hard_weight),
-        "inter": f["inter"],
-        "inter_features": f["inter_features"] if has_inter else "none",
-        "mapping": f["mapping"] if has_inter else "none",
-        "inter_weight": math.log10(f["inter_weight"]) if has_inter and f["inter_weight"] > 0 else -3.0,
-        "mi_alpha": f.get("mi_alpha", 0.0),
-        "aug": f["aug"],
-        "aug_p": f.get("aug_p", 0.0),
-        "aug_copies": float(f.get("aug_copies", 0)),
-        "mixup": f.get("mixup_alpha", 0.0),
-        "lr": math.log10(f["lr"]),
-        "epochs": float(f["epochs"]),
-        "batch": math.log2(f["batch_size"]),
-    }
-
-
-def features(meta: Mapping[str, float], pipeline: Pipeline) -> dict[str, float | str]:
-    """One model input: the meta-features followed by the pipeline's."""
-    return {**{f"meta.{k}": float(meta[k]) for k in META_KEYS}, **pipeline_features(pipeline, meta)}
-
-
-def signature(pipeline: Pipeline) -> tuple[str, str, str, str, bool]:
-    """The pipeline's combination of components: loss, objective (and features), augmentation, mixup."""
-    inter, aug = pipeline.intermediate, pipeline.augmentation
-    return pipeline.loss.name, inter.name, inter.features, "+".join(aug.ops), aug.mixup > 0
-
-
 def component(feature: str) -> str:
-    """The component a (possibly one-hot ``name=value``) feature belongs to."""
-    if feature.startswith("meta."):
-        return "task"
-    base = feature.split("=", 1)[0]
-    return next((c for prefix, c in COMPONENTS.items() if base.startswith(prefix)), "other")
+    """The component a ranker feature (``loss.name=kl``, ``meta.classes``) belongs to."""
+    head = feature.split(".", 1)[0]
+    return "task" if head == "meta" else COMPONENTS.get(head, "other")
 
 
-# --------------------------------------------------------------------------- rows
+def signature(pipeline: Pipeline) -> tuple[Any, ...]:
+    """The pipeline's combination of components: loss, objective with its features, mapping and α,
+    augmentation ops (as a set) and mixup. Warm starts differ in it."""
+    inter, aug = pipeline.intermediate, pipeline.augmentation
+    alpha = inter.alpha if inter.name == "mi_alpha" else None
+    mapping = inter.mapping if inter.name != "none" else None
+    return pipeline.loss.name, inter.name, inter.features, mapping, alpha, frozenset(aug.ops), aug.mixup > 0
 
 
-def load_rows(path: str | Path) -> list[dict[str, Any]]:
-    """Read a meta-dataset CSV (as written by ``bench/build_meta.py``); a clear error if it is malformed."""
-    path = Path(path)
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [k for k in (*ROW_KEYS, *META_KEYS) if k not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path} is not a meta-dataset: it lacks the column(s) {missing}")
-        rows = []
-        for i, raw in enumerate(reader, start=2):
-            try:
-                row: dict[str, Any] = {k: float(raw[k]) for k in META_KEYS}
-                row.update(task=raw["task"], pipeline=raw["pipeline"], accuracy=float(raw["accuracy"]))
-                row["ratio"] = float(raw["ratio"])
-                row["wall_seconds"] = float(raw["wall_seconds"]) if raw.get("wall_seconds") else None
-                Pipeline.model_validate_json(row["pipeline"])
-            except (TypeError, ValueError) as e:
-                raise ValueError(f"{path}, line {i}: {str(e).splitlines()[0]}") from None
-            rows.append(row)
-    return rows
+def as_json(pipeline: Pipeline) -> dict[str, Any]:
+    """The pipeline as the rows store it (its JSON object)."""
+    return pipeline.model_dump(mode="json")
 
 
-def rows_fingerprint(rows: Iterable[Mapping[str, Any]]) -> str:
+def rows_fingerprint(rows: Iterable[MetaRow]) -> str:
     """A short hash of what a model is trained on (same rows → same model)."""
     h = hashlib.sha256()
     for r in rows:
-        h.update(json.dumps([r["task"], r["pipeline"], round(float(r["ratio"]), 6)]).encode())
+        h.update(json.dumps([r.task, r.key, round(r.score, 6)]).encode())
     return h.hexdigest()[:16]
-
-
-# --------------------------------------------------------------------------- the model
-
-
-def make_model(seed: int = 0) -> SkPipeline:
-    """The unfitted model: one-hot encoding of the named choices, then gradient-boosted trees."""
-    gbr = GradientBoostingRegressor(
-        n_estimators=300, learning_rate=0.05, max_depth=3, subsample=0.8, min_samples_leaf=3,
-        random_state=seed,
-    )  # fmt: skip
-    return SkPipeline([("onehot", DictVectorizer(sparse=False)), ("gbr", gbr)])
-
-
-def design(rows: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, float | str]], np.ndarray]:
-    """Model inputs and targets (accuracy ratio to the teacher) of meta-dataset rows."""
-    x = [features(r, Pipeline.model_validate_json(r["pipeline"])) for r in rows]
-    return x, np.array([float(r["ratio"]) for r in rows])
-
-
-def task_cv_mae(rows: Sequence[Mapping[str, Any]], folds: int = 8, seed: int = 0) -> float | None:
-    """Mean absolute error of the predicted ratio on tasks held out of training (grouped k-fold, at most
-    ``folds`` folds); ``None`` with fewer than two tasks."""
-    groups = [r["task"] for r in rows]
-    n = min(folds, len(set(groups)))
-    if n < 2:
-        return None
-    x, y = design(rows)
-    scores = cross_val_score(
-        make_model(seed), x, y, groups=groups, cv=GroupKFold(n), scoring="neg_mean_absolute_error"
-    )
-    return round(float(-scores.mean()), 5)
 
 
 @dataclass(frozen=True)
 class Scored:
-    """A pipeline and its predicted accuracy ratio to the teacher; ``seen``: its every component value lies
-    within what the training trials covered (otherwise the prediction extrapolates)."""
+    """A pipeline, its predicted percentile within a task (1 = beats every other pipeline) and the spread of
+    that prediction over the bagged models; ``seen``: every component value lies within what the training
+    trials covered (otherwise the order extrapolates)."""
 
     pipeline: Pipeline
-    ratio: float
+    percentile: float
+    spread: float
     seen: bool = True
-
-
-def support(x: Sequence[Mapping[str, float | str]]) -> dict[str, set[str] | tuple[float, float]]:
-    """The pipeline feature values the training rows cover: names seen, numeric ranges."""
-    out: dict[str, Any] = {}
-    for row in x:
-        for k, v in row.items():
-            if k.startswith("meta."):
-                continue
-            if isinstance(v, str):
-                out.setdefault(k, set()).add(v)
-            else:
-                lo, hi = out.get(k, (v, v))
-                out[k] = (min(lo, v), max(hi, v))
-    return out
 
 
 @dataclass(frozen=True)
@@ -199,103 +89,142 @@ class Neighbour:
 
     task: str
     distance: float
-    best_ratio: float
-    best_pipeline: str  # one line (``distill.pipeline.describe``)
+    best_ratio: float | None  # its best score / its teacher's (None: teacher's score unknown)
+    best_pipeline: str  # one line (``distill.pipeline.describe``), or the raw JSON's components
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Leave one dataset out on the training rows: mean regret (best − picked, in score units) of the
+    ranker's first pick, of the best fixed pipeline, and of a random pick, over ``tasks`` held-out tasks."""
+
+    one_shot: float
+    top3: float
+    fixed: float
+    random: float
+    tasks: int
 
 
 @dataclass
 class Recommender:
-    """Gradient boosting over (meta-features, pipeline) → accuracy ratio to the teacher."""
+    """The :class:`Ranker` fitted on ``rows``, and what the service says about it."""
 
-    rows: list[dict[str, Any]]
-    model: SkPipeline
+    rows: list[MetaRow]
+    ranker: Ranker
     fingerprint: str
     tasks: list[str] = field(default_factory=list)
-    covered: dict[str, Any] = field(default_factory=dict)  # see :func:`support`
+    covered: dict[str, tuple[float, float]] = field(default_factory=dict)  # numeric feature → range
 
     @classmethod
-    def fit(cls, rows: Sequence[Mapping[str, Any]], *, seed: int = 0) -> Recommender:
-        """Train on meta-dataset rows (see :func:`load_rows`); at least :data:`MIN_ROWS` from two tasks."""
-        rows = [dict(r) for r in rows]
-        tasks = sorted({r["task"] for r in rows})
+    def fit(cls, rows: Sequence[MetaRow], *, bags: int = 5) -> Recommender:
+        """Train on past trials; at least :data:`MIN_ROWS` of 2 tasks (else :class:`RowsError`)."""
+        rows = list(rows)
+        tasks = sorted({r.task for r in rows})
         if len(rows) < MIN_ROWS or len(tasks) < 2:
-            raise ValueError(
+            raise RowsError(
                 f"the recommender needs at least {MIN_ROWS} finished trials from 2 tasks, "
                 f"got {len(rows)} from {len(tasks)}"
             )
-        x, y = design(rows)
-        return cls(rows, make_model(seed).fit(x, y), rows_fingerprint(rows), tasks, support(x))
+        covered: dict[str, tuple[float, float]] = {}
+        for r in rows:
+            for k, v in pipeline_vector(r.pipeline).items():
+                lo, hi = covered.get(k, (v, v))
+                covered[k] = (min(lo, v), max(hi, v))
+        return cls(rows, Ranker.fit(rows, bags=bags), rows_fingerprint(rows), tasks, covered)
 
-    def seen(self, meta: Mapping[str, float], pipeline: Pipeline) -> bool:
-        """Whether every pipeline feature of ``pipeline`` lies within what the training trials covered (a
-        new task's meta-features are not checked: a new task is new)."""
-        for k, v in pipeline_features(pipeline, meta).items():
+    def seen(self, pipeline: Pipeline) -> bool:
+        """Whether every feature of ``pipeline`` (names, numbers) lies within what the rows covered."""
+        for k, v in pipeline_vector(as_json(pipeline)).items():
             have = self.covered.get(k)
-            if have is None:
-                return False
-            if isinstance(v, str):
-                if v not in have:
-                    return False
-            elif not have[0] - 1e-9 <= v <= have[1] + 1e-9:
+            if have is None or not have[0] - 1e-9 <= v <= have[1] + 1e-9:
                 return False
         return True
-
-    def predict(self, meta: Mapping[str, float], pipelines: Sequence[Pipeline]) -> np.ndarray:
-        """Predicted accuracy ratio to the teacher of each pipeline on a task with ``meta``."""
-        if not pipelines:
-            return np.zeros(0)
-        return self.model.predict([features(meta, p) for p in pipelines])
 
     def rank(
         self, meta: Mapping[str, float], pipelines: Sequence[Pipeline], k: int = 3, *, distinct: bool = True
     ) -> list[Scored]:
-        """The ``k`` pipelines with the highest predicted ratio, best first (ties: earlier first), among those
-        within what the training trials covered (:meth:`seen`; all of them if none is). With ``distinct``,
-        one per combination of components (:func:`signature`): warm starts that differ in what they try,
-        rather than one recipe on several students or learning rates."""
+        """The ``k`` best pipelines by predicted percentile (ties: lower spread, then cheaper), among those
+        like the training trials (:meth:`seen`; all of them if none is). With ``distinct``, one per
+        combination of components (:func:`signature`): warm starts that differ in what they try."""
         unique = list({p.key(): p for p in pipelines}.values())
-        known = [p for p in unique if self.seen(meta, p)]
+        known = [p for p in unique if self.seen(p)]
         unique = known or unique
-        scores = self.predict(meta, unique)
+        if not unique:
+            return []
+        dumps = [as_json(p) for p in unique]
+        mean, spread = self.ranker.predict(dumps, meta)
         out: list[Scored] = []
-        seen: set[tuple] = set()
-        for i in sorted(range(len(unique)), key=lambda i: -scores[i]):
+        signatures: set[tuple] = set()
+        for i in self.ranker.order(dumps, meta):
             sig = signature(unique[i]) if distinct else (i,)
-            if sig not in seen:
-                seen.add(sig)
-                out.append(Scored(unique[i], float(scores[i]), seen=bool(known)))
+            if sig not in signatures:
+                signatures.add(sig)
+                out.append(Scored(unique[i], float(mean[i]), float(spread[i]), seen=bool(known)))
             if len(out) == k:
                 break
         return out
 
     def nearest(self, meta: Mapping[str, float], k: int = 3) -> list[Neighbour]:
-        """The ``k`` training tasks nearest to ``meta`` (meta-features standardised over the tasks)."""
-        by_task: dict[str, list[dict[str, Any]]] = {}
+        """The ``k`` training tasks nearest to ``meta`` over the meta-features both have (standardised over
+        the tasks; a feature a task lacks is skipped for it)."""
+        by_task: dict[str, list[MetaRow]] = {}
         for r in self.rows:
-            by_task.setdefault(r["task"], []).append(r)
+            by_task.setdefault(r.task, []).append(r)
+        keys = sorted({c for r in self.rows for c in r.meta} & set(meta))
         names = list(by_task)
-        table = np.array([[float(by_task[t][0][key]) for key in META_KEYS] for t in names])
-        mean, std = table.mean(0), table.std(0)
-        std[std == 0] = 1.0
-        query = (np.array([float(meta[key]) for key in META_KEYS]) - mean) / std
-        dist = np.linalg.norm((table - mean) / std - query, axis=1)
+        table = np.array([[by_task[t][0].meta.get(c, math.nan) for c in keys] for t in names], dtype=float)
+        query = np.array([float(meta[c]) for c in keys], dtype=float)
+        with np.errstate(all="ignore"):
+            mean, std = np.nanmean(table, 0), np.nanstd(table, 0)
+        std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+        diff = ((table - np.nan_to_num(mean)) / std - (query - np.nan_to_num(mean)) / std) ** 2
+        dist = np.sqrt(np.nansum(diff, axis=1)) if keys else np.zeros(len(names))
         out = []
-        for i in np.argsort(dist)[:k]:
-            best = max(by_task[names[i]], key=lambda r: float(r["ratio"]))
-            pipeline = Pipeline.model_validate_json(best["pipeline"])
-            ratio = float(best["ratio"])
-            out.append(Neighbour(names[i], round(float(dist[i]), 3), ratio, describe(pipeline)))
+        for i in np.argsort(dist, kind="stable")[:k]:
+            best = max(by_task[names[i]], key=lambda r: r.score)
+            ratio = best.score / best.teacher_score if best.teacher_score else None
+            out.append(Neighbour(names[i], round(float(dist[i]), 3), ratio, _describe(best.pipeline)))
         return out
 
     def importance(self) -> dict[str, float]:
-        """Share of the model's impurity decrease per component (``task``: the meta-features); sums to 1."""
-        names = self.model.named_steps["onehot"].get_feature_names_out()
-        weights = self.model.named_steps["gbr"].feature_importances_
-        out: dict[str, float] = {}
-        for name, w in zip(names, weights, strict=True):
-            out[component(str(name))] = out.get(component(str(name)), 0.0) + float(w)
+        """Each component's share of what the ranker uses: the rise in its training error when that
+        component's features are all made missing (``task``: the meta-features); sums to 1."""
+        x = np.concatenate([self.ranker.matrix([r.pipeline], r.meta) for r in self.rows])
+        y = percentiles(self.rows)
+        base = _mse(self.ranker.predict_matrix(x), y)
+        groups: dict[str, list[int]] = {}
+        for j, name in enumerate(self.ranker.columns):
+            groups.setdefault(component(name), []).append(j)
+        out = {}
+        for name, cols in groups.items():
+            blank = x.copy()
+            blank[:, cols] = np.nan
+            out[name] = max(0.0, _mse(self.ranker.predict_matrix(blank), y) - base)
         total = sum(out.values()) or 1.0
-        return {k: round(v / total, 4) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
+        return {k: round(v / total, 4) for k, v in sorted(out.items(), key=lambda kv: -kv[1]) if v > 0}
+
+    def held_out(self) -> HeldOut | None:
+        """Leave one dataset out on the rows (one bag per fit, to stay quick); None with < 3 datasets."""
+        try:
+            regrets = evaluate(self.rows, bags=1, by_dataset=True)
+        except RowsError:
+            return None
+        keys = ("one_shot", "top3", "fixed", "random")
+        mean = {k: round(float(np.mean([getattr(r, k) for r in regrets])), 5) for k in keys}
+        return HeldOut(**mean, tasks=len(regrets))
+
+
+def _mse(pred: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean((pred - y) ** 2))
+
+
+def _describe(pipeline: Mapping[str, Any]) -> str:
+    """One line for a row's pipeline: ``describe`` when this installation can read it, else its names."""
+    try:
+        return describe(Pipeline.model_validate(pipeline))
+    except ValueError:
+        names = [f"{k}={v}" for k, v in pipeline_vector(pipeline).items() if ".name=" in k or "=" in k]
+        return ", ".join(n.split("=", 1)[1] for n in names[:4]) or "?"
 
 
 # --------------------------------------------------------------------------- candidates and priors

@@ -158,8 +158,7 @@ def recommendation_out(ctx: Context, job: Job) -> RecommendationOut:
         if predicted is not None:
             return RecommendationOut(
                 job_id=job.id, available=True, source="predicted", pipeline=predicted.pipeline,
-                accuracy=predicted.accuracy, ratio_to_teacher=predicted.ratio, teacher=teacher,
-                why=predicted.why, predicted=predicted,
+                teacher=teacher, why=predicted.why, predicted=predicted,
             )  # fmt: skip
         why = f"no trial has finished yet (job {job.state}: {job.progress_text})"
         if job.state in (JobState.FAILED, JobState.CANCELLED):
@@ -249,11 +248,10 @@ def predicted_out(ctx: Context, job_id: str) -> PredictedOut | None:
     return PredictedOut(
         method="model" if d.get("method") == "model" else "priors",
         pipeline=rec.pipeline,
-        accuracy=rec.score,
-        ratio=d.get("ratio"),
+        percentile=d.get("percentile"),
         model_version=d.get("model_version"),
         trained_on=d.get("trained_on"),
-        cv_mae=d.get("cv_mae"),
+        held_out=d.get("held_out"),
         nearest=d.get("nearest", []),
         alternatives=[a for a in d.get("alternatives", []) if isinstance(a, dict)],
         measured_accuracy=trial.accuracy if trial is not None else None,

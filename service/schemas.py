@@ -184,13 +184,26 @@ class TeacherSummary(BaseModel):
 class NeighbourOut(BaseModel):
     task: str = Field(description="A past task variant (dataset/size≤student budget).")
     distance: float = Field(description="Distance in standardised meta-feature space.")
-    best_ratio: float = Field(description="Its best measured accuracy / its teacher's.")
+    best_ratio: float | None = Field(None, description="Its best measured score / its teacher's (if known).")
     best_pipeline: str
 
 
 class AlternativeOut(BaseModel):
     pipeline: str
-    ratio: float | None = Field(description="Predicted accuracy / teacher accuracy (none for priors).")
+    percentile: float | None = Field(
+        None, description="Predicted share of a task's pipelines it beats (none for priors)."
+    )
+
+
+class HeldOutRegretOut(BaseModel):
+    """The recommender checked on its own rows, one dataset held out at a time: mean points (score units)
+    between a held-out task's best pipeline and the one picked."""
+
+    one_shot: float = Field(description="The recommender's first pick.")
+    top3: float = Field(description="The best of its first three.")
+    fixed: float = Field(description="The pipeline that did best on the other tasks, used everywhere.")
+    random: float = Field(description="A uniformly random pick (its mean).")
+    tasks: int
 
 
 class PredictedOut(BaseModel):
@@ -200,11 +213,14 @@ class PredictedOut(BaseModel):
         description="`model`: learned from past trials; `priors`: too few past trials, Distiller's findings."
     )
     pipeline: Pipeline
-    accuracy: float | None = Field(None, description="Predicted validation accuracy.")
-    ratio: float | None = Field(None, description="Predicted accuracy / teacher accuracy.")
+    percentile: float | None = Field(
+        None, description="Predicted share of a task's pipelines the pick beats (1 = all; none for priors)."
+    )
     model_version: int | None = None
     trained_on: dict[str, int] | None = Field(None, description="Trials, tasks, and trials from the priors.")
-    cv_mae: float | None = Field(None, description="The model's error on the ratio for unseen tasks.")
+    held_out: HeldOutRegretOut | None = Field(
+        None, description="How the recommender's picks did on tasks left out of its training."
+    )
     nearest: list[NeighbourOut] = Field(default_factory=list, description="Nearest past tasks.")
     alternatives: list[AlternativeOut] = Field(default_factory=list, description="The runners-up.")
     measured_accuracy: float | None = Field(None, description="Its accuracy once the search trained it.")

@@ -273,6 +273,7 @@ class RecommenderModel(Base):
     rows: Mapped[int] = mapped_column()
     tasks: Mapped[int] = mapped_column()
     prior_rows: Mapped[int] = mapped_column()  # rows from the shipped meta-dataset
-    cv_mae: Mapped[float | None] = mapped_column(Float)  # leave-one-task-out mean absolute error of the ratio
+    cv_mae: Mapped[float | None] = mapped_column(Float)  # the older ratio model's held-out error (now unused)
+    held_out: Mapped[dict[str, Any] | None] = mapped_column(JSONType)  # search.recommender.HeldOut, or None
     importance: Mapped[dict[str, Any]] = mapped_column(default=dict)  # component → share
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

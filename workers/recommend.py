@@ -1,7 +1,8 @@
 """The recommender's side of a job: its training rows (shipped priors + the trial database), its versions
 in the database, the predicted recommendation before the first trial, and the warm starts it gives the
 search. Training is deterministic, so a version is identified by the fingerprint of its rows and a fitted
-model is kept in memory per fingerprint (nothing is pickled)."""
+model is kept in memory per fingerprint (nothing is pickled); its held-out check and importances are
+computed once per version, when it is recorded."""
 
 from __future__ import annotations
 
@@ -11,14 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from distill.pipeline import Pipeline, describe
-from search.recommender import (
-    PRIOR_NOTES,
-    Recommender,
-    cold_start,
-    load_rows,
-    rows_fingerprint,
-    task_cv_mae,
-)
+from search.meta_rows import MetaRow, RowsError, load_meta_rows
+from search.metafeatures import META_KEYS
+from search.recommender import PRIOR_NOTES, Recommender, cold_start, rows_fingerprint
 from search.space import SearchSpace
 from store import results
 from store.settings import Settings
@@ -69,23 +65,36 @@ def db_rows(db: Any, *, exclude_job: str | None = None) -> list[dict[str, Any]]:
     return rows
 
 
-def training_rows(db: Any, settings: Settings, *, exclude_job: str | None = None) -> tuple[list[dict], int]:
+def as_meta_rows(rows: list[dict[str, Any]]) -> list[MetaRow]:
+    """:func:`db_rows` in the ranker's row format (score: accuracy; the teacher's accuracy beside it)."""
+    out = []
+    for r in rows:
+        meta = {k: float(r[k]) for k in META_KEYS if r.get(k) is not None}
+        pipeline = json.loads(r["pipeline"])
+        out.append(MetaRow(r["task"], pipeline, float(r["accuracy"]), meta, float(r["teacher_accuracy"])))
+    return out
+
+
+def training_rows(
+    db: Any, settings: Settings, *, exclude_job: str | None = None
+) -> tuple[list[MetaRow], int]:
     """The shipped priors (if any) followed by the database's rows; and how many came from the priors."""
-    prior = load_rows(settings.priors) if settings.priors else []
-    return prior + db_rows(db, exclude_job=exclude_job), len(prior)
+    prior = load_meta_rows(settings.priors) if settings.priors else []
+    return prior + as_meta_rows(db_rows(db, exclude_job=exclude_job)), len(prior)
 
 
-def trained(db: Any, rows: list[dict[str, Any]], prior_rows: int) -> tuple[Recommender, Any]:
+def trained(db: Any, rows: list[MetaRow], prior_rows: int) -> tuple[Recommender, Any]:
     """The recommender fitted on ``rows`` and its version row (recorded the first time those rows are
-    seen). Raises ``ValueError`` when there is too little to learn from."""
+    seen, with its held-out check). Raises ``RowsError`` when there is too little to learn from."""
     fp = rows_fingerprint(rows)
     model = _FITTED.get(fp) or Recommender.fit(rows)
     _FITTED[fp] = model
     version = results.model_version(db, fp)
     if version is None:
+        held = model.held_out()
         version = results.record_model(
-            db, fp, rows=len(rows), tasks=len(model.tasks), prior_rows=prior_rows, cv_mae=task_cv_mae(rows),
-            importance=model.importance(),
+            db, fp, rows=len(rows), tasks=len(model.tasks), prior_rows=prior_rows,
+            held_out=held.__dict__ if held else None, importance=model.importance(),
         )  # fmt: skip
         log.info("recommender version %s: %d trials of %d tasks", version.id, len(rows), len(model.tasks))
     return model, version
@@ -96,7 +105,7 @@ def refresh(db: Any, settings: Settings) -> int | None:
     rows, n_prior = training_rows(db, settings)
     try:
         return trained(db, rows, n_prior)[1].id
-    except ValueError:
+    except RowsError:
         return None
 
 
@@ -106,7 +115,6 @@ class Prediction:
 
     pipelines: list[Pipeline]
     why: str
-    score: float | None = None  # predicted accuracy of the first
     details: dict[str, Any] = field(default_factory=dict)
 
 
@@ -123,37 +131,45 @@ def predict(
     """Rank ``candidates`` for the job with ``meta`` by a model of every other finished trial; with too
     little data, the cold-start priors (Distiller's findings)."""
     rows, n_prior = training_rows(db, settings, exclude_job=job_id)
-    teacher_acc = meta["teacher_accuracy"]
     try:
         model, version = trained(db, rows, n_prior)
-    except ValueError as e:
+    except RowsError as e:
         pipelines = cold_start(space, round(10 ** meta["log10_train"]), k=max(k, 1))
         details = {
             "method": "priors",
             "reason": str(e),
-            "alternatives": [{"pipeline": describe(p), "ratio": None} for p in pipelines],
+            "alternatives": [{"pipeline": describe(p), "percentile": None} for p in pipelines],
         }
-        return Prediction(pipelines, PRIOR_NOTES, None, details)
+        return Prediction(pipelines, PRIOR_NOTES, details)
     ranked = model.rank(meta, candidates, k=max(k, 1))
     nearest = model.nearest(meta)
-    best = ranked[0]
-    near = ", ".join(f"{n.task} (best {n.best_ratio:.1%})" for n in nearest)
+    best, held = ranked[0], version.held_out
+    near = ", ".join(n.task for n in nearest)
     why = (
-        f"predicted {best.ratio:.1%} of the teacher's accuracy (≈{best.ratio * teacher_acc:.4f}) by "
-        f"recommender v{version.id} ({len(rows)} trials of {len(model.tasks)} tasks); nearest: {near}"
+        f"ranked first of {len(candidates)} candidate pipelines by recommender v{version.id} ({len(rows)} "
+        f"trials of {len(model.tasks)} tasks): predicted to beat {best.percentile:.0%} of a task's pipelines "
+        f"(±{best.spread:.0%}); nearest tasks: {near}"
     )
+    if held:
+        pts = {k: f"{100 * held[k]:.1f}" for k in ("one_shot", "fixed", "random")}
+        why += (
+            f"; on {held['tasks']} held-out tasks its first pick was {pts['one_shot']} points below the best "
+            f"(best fixed pipeline: {pts['fixed']}, random: {pts['random']})"
+        )
     if not best.seen:
         why += "; no candidate is like the past trials (students, components), so this extrapolates"
     details = {
         "method": "model",
-        "ratio": round(best.ratio, 5),
+        "percentile": round(best.percentile, 4),
         "model_version": version.id,
         "trained_on": {"trials": len(rows), "tasks": len(model.tasks), "prior_trials": n_prior},
-        "cv_mae": version.cv_mae,
+        "held_out": held,
         "nearest": [n.__dict__ for n in nearest],
-        "alternatives": [{"pipeline": describe(s.pipeline), "ratio": round(s.ratio, 5)} for s in ranked],
+        "alternatives": [
+            {"pipeline": describe(s.pipeline), "percentile": round(s.percentile, 4)} for s in ranked
+        ],
         "importance": model.importance(),
         "scored": len(candidates),
         "seen": best.seen,
     }
-    return Prediction([s.pipeline for s in ranked], why, best.ratio * teacher_acc, details)
+    return Prediction([s.pipeline for s in ranked], why, details)

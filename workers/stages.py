@@ -218,7 +218,7 @@ def predict(run: JobRun, meta: dict[str, float], space: SearchSpace) -> list[Pip
     top = prediction.pipelines[0] if prediction.pipelines else space.reference_pipelines()["vanilla_kd"]
     if results.latest_recommendation(run.db, run.job.id, source="predicted") is None:
         results.add_recommendation(
-            run.db, run.job.id, top, "predicted", score=prediction.score, why=prediction.why,
+            run.db, run.job.id, top, "predicted", why=prediction.why,
             details=prediction.details,
         )  # fmt: skip
     if run.on_recommendation is not None:

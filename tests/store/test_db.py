@@ -33,7 +33,7 @@ TABLES = {
     "recommendations",
     "recommender_models",
 }
-HEAD = "0005"
+HEAD = "0006"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
