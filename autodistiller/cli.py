@@ -81,6 +81,7 @@ def _add_job_verbs(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--teacher", required=True, help="fine-tuned HF model folder (safetensors) or Hub id")
     p.add_argument("--pipeline", help="pipeline JSON file (default: the default Pipeline)")
     p.add_argument("--out", required=True, help="folder for the exported student")
+    local.add_transfer_arg(p)
     p.set_defaults(fn=local.cmd_distill)
 
     p = sub.add_parser("teacher", help="fine-tune a base encoder into a teacher (cached)")
@@ -102,6 +103,7 @@ def _add_job_verbs(sub: argparse._SubParsersAction) -> None:
     )
     _add_budget_args(p)
     p.add_argument("--ray-address", default=None, help="join a Ray cluster (default: start Ray in-process)")
+    local.add_transfer_arg(p)
     p.set_defaults(fn=local.cmd_search)
 
 
@@ -148,6 +150,7 @@ def _add_api_verbs(sub: argparse._SubParsersAction) -> None:
         help="another fine-tuned teacher (folder or Hub id) whose soft targets the search may mix in; repeat",
     )
     p.add_argument("--mlm", help="a masked LM (folder or Hub id) for contextual augmentation")
+    local.add_transfer_arg(p)
     _add_budget_args(p)
     p.add_argument("--idempotency-key", default=None, help="repeat the submission safely")
     p.add_argument("--wait", action="store_true", help="follow the job until it ends")

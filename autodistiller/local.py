@@ -57,10 +57,31 @@ def dataset_ref(args: argparse.Namespace):
     )
 
 
+def transfer_ref(args: argparse.Namespace):
+    """``--transfer FILE``: unlabeled text in the dataset's text (and pair) columns."""
+    from store.spec import TransferRef
+
+    if not getattr(args, "transfer", None):
+        return None
+    return TransferRef(
+        source=args.transfer, text_column=args.text_column, text_pair_column=args.text_pair_column
+    )
+
+
+def add_transfer_arg(p: argparse.ArgumentParser) -> None:
+    help_ = (
+        "unlabeled text (the dataset's formats and text column) the teacher labels; students also learn on it"
+    )
+    p.add_argument("--transfer", default=None, help=help_)
+
+
 def _load_task(args: argparse.Namespace):
     from distill.data import load_subset
+    from distill.transfer import attach_transfer
 
-    return load_subset(**dataset_ref(args).model_dump())
+    task = load_subset(**dataset_ref(args).model_dump())
+    ref = transfer_ref(args)
+    return attach_transfer(task, **ref.model_dump()) if ref else task
 
 
 def cmd_components(args: argparse.Namespace, settings: Settings) -> int:
@@ -157,6 +178,7 @@ def _job_spec(args: argparse.Namespace):
         dataset=dataset_ref(args),
         teacher=TeacherRef(path=args.teacher) if args.teacher else TeacherRef(base=args.base or "minilm"),
         budget=budget(args),
+        transfer=transfer_ref(args),
     )
 
 

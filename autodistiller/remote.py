@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from autodistiller.local import budget, dataset_ref
+from autodistiller.local import budget, dataset_ref, transfer_ref
 from store.settings import Settings
 from store.states import JobState
+
+_TRANSFER_COLUMNS = {"text_column", "text_pair_column"}
 
 
 def _client(args: argparse.Namespace, settings: Settings):
@@ -54,9 +56,13 @@ def cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     print(f"teacher {teacher.id}: {teacher.name} ({teacher.profile.get('params', 0):,} params)")
     extra = [client.teacher(source).id for source in args.extra_teacher or []]
     mlm = client.teacher(args.mlm, masked_lm=True).id if args.mlm else None
+    transfer = None
+    if (ref := transfer_ref(args)) is not None:
+        transfer = client.dataset(ref.source, unlabeled=True, **ref.model_dump(include=_TRANSFER_COLUMNS))
+        print(f"transfer text {transfer.id}: {transfer.name} ({transfer.profile.get('rows')} rows)")
     job = client.submit(
         data.id, teacher.id, budget(args), idempotency_key=args.idempotency_key, extra_teacher_ids=extra,
-        mlm_id=mlm,
+        mlm_id=mlm, transfer_id=transfer.id if transfer else None,
     )  # fmt: skip
     print(f"job {job.id} queued; follow it with `autodistiller status {job.id} --watch`")
     if not args.wait:

@@ -59,17 +59,24 @@ class TextTask:
     test: list[Example] = field(default_factory=list)
     is_pair: bool = False
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
+    transfer: list[Example] = field(default_factory=list)  # unlabeled text (label ``UNLABELED``)
 
     @property
     def num_labels(self) -> int:
         return len(self.labels)
+
+    @property
+    def transfer_set(self) -> list[Example]:
+        """What a student distils on: the training split, then the unlabeled transfer text."""
+        return [*self.train, *self.transfer]
 
     def fingerprint(self) -> str:
         """Stable short hash of the content (labels, pair flag, examples); the name is not part of it."""
         h = hashlib.sha256()
         h.update(json.dumps({"labels": self.labels, "is_pair": self.is_pair}).encode())
         splits = [("train", self.train), ("validation", self.validation)]
-        for split, examples in splits + ([("test", self.test)] if self.test else []):
+        splits += [("test", self.test)] if self.test else []
+        for split, examples in splits + ([("transfer", self.transfer)] if self.transfer else []):
             h.update(f"\x00{split}\x00".encode())
             for ex in examples:
                 h.update(json.dumps([ex.label, ex.text, ex.text_pair], ensure_ascii=False).encode())
@@ -95,6 +102,7 @@ class TextTask:
             test=list(self.test),
             is_pair=self.is_pair,
             meta=dict(self.meta),
+            transfer=list(self.transfer),
         )
 
 

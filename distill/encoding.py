@@ -40,4 +40,6 @@ def encode_fixed(examples: list[Example], tokenizer, max_length: int, label_map:
             else v
             for k, v in enc.items()
         }
-    return TrainData(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"], label_map[enc["labels"]])
+    labels = enc["labels"]  # unlabeled rows (< 0) stay unlabeled
+    labels = torch.where(labels >= 0, label_map[labels.clamp_min(0)], labels)
+    return TrainData(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"], labels)

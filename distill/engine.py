@@ -101,7 +101,7 @@ def distill_student(
 ) -> DistillResult:
     """Build the pipeline's student, train it against the (cached) teacher outputs, measure it.
 
-    ``outputs``: teacher outputs already computed for ``task.train`` at this ``max_length`` (a search
+    ``outputs``: teacher outputs already computed for ``task.transfer_set`` at this ``max_length`` (a search
     computes them once per job and shares them with every trial); they must hold the layers it needs.
     ``extra_teachers``: the other teachers of a multi-teacher pipeline (``pipeline.teachers``).
     """
@@ -115,27 +115,7 @@ def distill_student(
     criterion = DistillLoss(pipeline, student, teacher.model.config)
 
     tok = teacher.tokenizer
-    texts = [task.train]
-    aug = pipeline.augmentation
-    if aug.copies:
-        ctx = AugmentContext(tokenizer=tok, embeddings=teacher.model.get_input_embeddings().weight.detach())
-        texts += augment_examples(task.train, aug, ctx, seed=tr.seed)
-    parts = [encode_fixed(examples, tok, tr.max_length, label_map) for examples in texts]
-    if criterion.uses_teacher:
-        parts = [
-            _with_teacher(
-                p,
-                teacher,
-                criterion,
-                cache_dir,
-                progress,
-                "teacher outputs" + (f" (copy {i})" if i else ""),
-                shared=outputs if i == 0 else None,
-            )
-            for i, p in enumerate(parts)
-        ]
-        apply_teacher_mix(parts, texts, task, [teacher, *extra_teachers], pipeline, cache_dir)
-    train = _concat(parts)
+    train = training_data(task, teacher, pipeline, criterion, cache_dir, progress, outputs, extra_teachers)
     val = encode_fixed(task.validation, tok, tr.max_length, label_map)
     if vocab is not None:  # the teacher read its own ids; the student reads its pruned vocabulary's
         train.input_ids, val.input_ids = vocab.remap(train.input_ids), vocab.remap(val.input_ids)
@@ -156,10 +136,44 @@ def distill_student(
     return DistillResult(student, pipeline, result, count_params(student), latency, init, student_tok, vocab)
 
 
+def training_data(
+    task: TextTask,
+    teacher: Teacher,
+    pipeline: Pipeline,
+    criterion: DistillLoss,
+    cache_dir: Path | None = None,
+    progress: bool = False,
+    outputs: TeacherOutputs | None = None,
+    extra_teachers: Sequence[Teacher] = (),
+) -> TrainData:
+    """The rows a student trains on, encoded with the teacher's tokenizer, with the teacher's outputs when the
+    pipeline reads them: the training split, then the unlabeled transfer text (label ``UNLABELED``: soft
+    targets only, so a student without KD never sees it), then the augmented copies of the training split."""
+    tr, aug = pipeline.training, pipeline.augmentation
+    label_map = torch.tensor(check_label_compatibility(task, teacher.labels, len(teacher.labels)))
+    texts = [task.transfer_set if criterion.uses_teacher else task.train]
+    if aug.copies:
+        ctx = AugmentContext(
+            tokenizer=teacher.tokenizer, embeddings=teacher.model.get_input_embeddings().weight.detach()
+        )
+        texts += augment_examples(task.train, aug, ctx, seed=tr.seed)
+    parts = [encode_fixed(examples, teacher.tokenizer, tr.max_length, label_map) for examples in texts]
+    if criterion.uses_teacher:
+        parts = [
+            _with_teacher(
+                p, teacher, criterion, cache_dir, progress, "teacher outputs" + (f" (copy {i})" if i else ""),
+                shared=outputs if i == 0 else None,
+            )
+            for i, p in enumerate(parts)
+        ]  # fmt: skip
+        apply_teacher_mix(parts, texts, task, [teacher, *extra_teachers], pipeline, cache_dir)
+    return _concat(parts)
+
+
 def student_vocab(task: TextTask, teacher: Teacher) -> TaskVocab:
-    """The pruned vocabulary of a ``vocab: task`` student: the tokens of the task's training and validation
-    text (never the test split's) and the special tokens."""
-    texts = [t for ex in [*task.train, *task.validation] for t in (ex.text, ex.text_pair) if t]
+    """The pruned vocabulary of a ``vocab: task`` student: the tokens of the task's training, transfer and
+    validation text (never the test split's) and the special tokens."""
+    texts = [t for ex in [*task.transfer_set, *task.validation] for t in (ex.text, ex.text_pair) if t]
     return task_vocab(
         teacher.tokenizer, texts, vocab_size=teacher.model.get_input_embeddings().weight.shape[0]
     )

@@ -23,7 +23,7 @@ def teacher_weights(logits: Sequence[Tensor], labels: Tensor, weights: Sequence[
 
     ``fixed``: ``w_k ∝ weights_k``. ``confidence`` (CA-MKD style, Zhang et al. 2022): per example,
     ``w_k ∝ weights_k · exp(−CE(softmax(z_k), y))``, i.e. teachers that give the label more probability count
-    more (``CE = −log softmax(z_k)_y``).
+    more (``CE = −log softmax(z_k)_y``); unlabeled rows get the fixed weights.
     """
     prior = torch.tensor(weights, dtype=logits[0].dtype).log()[:, None]  # (K, 1)
     n = logits[0].shape[0]
@@ -31,7 +31,9 @@ def teacher_weights(logits: Sequence[Tensor], labels: Tensor, weights: Sequence[
         return torch.softmax(prior.expand(-1, n), dim=0)
     if mode != "confidence":
         raise ValueError(f"unknown teacher mixing mode {mode!r}")
-    log_py = torch.stack([F.log_softmax(z, -1).gather(1, labels[:, None])[:, 0] for z in logits])  # −CE
+    known = labels >= 0  # an unlabeled (transfer) row has no label to judge by: fixed weights
+    y = labels.clamp_min(0)[:, None]
+    log_py = torch.stack([F.log_softmax(z, -1).gather(1, y)[:, 0] * known for z in logits])  # −CE
     return torch.softmax(prior + log_py, dim=0)
 
 

@@ -34,6 +34,7 @@ def dataset_profile(task: TextTask) -> dict[str, Any]:
         "train": len(task.train),
         "validation": len(task.validation),
         "test": len(task.test),
+        "transfer": len(task.transfer),  # unlabeled rows the teacher labels
         "split": task.meta.get("split"),
         "labels": task.labels,
         "class_counts": dict(zip(task.labels, counts, strict=True)),

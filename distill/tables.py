@@ -27,8 +27,11 @@ _SHOW = 5  # how many offending row indices an error lists
 @dataclass
 class Example:
     text: str
-    label: int
+    label: int  # ``UNLABELED`` for transfer text: the teacher's soft targets are its only label
     text_pair: str | None = None
+
+
+UNLABELED = -1  # the label of unlabeled transfer rows: ignored by the hard loss, used by KD and objectives
 
 
 class DataError(ValueError):

@@ -124,7 +124,7 @@ class DistillLoss(nn.Module):
         self, out, targets: Tensor, labels: Tensor, teacher: TeacherOutputs | None, mask: Tensor
     ) -> Tensor:
         spec, st = self.spec, self.stage or Stage(epochs=1)
-        loss = st.hard * spec.loss.hard_weight * -(targets * F.log_softmax(out.logits, -1)).sum(-1).mean()
+        loss = st.hard * spec.loss.hard_weight * hard_loss(out.logits, targets)
         if teacher is None:
             return loss
         if spec.loss.kd_weight * st.kd > 0 and self.kd.uses_teacher:
@@ -134,6 +134,13 @@ class DistillLoss(nn.Module):
             inter = self.inter(out.hidden_states, teacher.hidden, out.attentions, teacher.attentions, mask)
             loss = loss + st.intermediate * spec.intermediate.weight * inter
         return loss
+
+
+def hard_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    """Cross-entropy with the (one-hot or mixed) ``targets``, averaged over the labelled rows: an unlabeled
+    transfer row's target is all zeros, so it adds nothing and is not counted (0 for a batch of them)."""
+    mass = targets.sum()
+    return -(targets * F.log_softmax(logits, -1)).sum() / mass.clamp_min(1e-8)
 
 
 def train_model(
@@ -266,14 +273,14 @@ def _loss(
     dev: torch.device,
 ) -> Tensor:
     """The pipeline's loss on the rows ``idx``, trimmed to their longest real sequence (mixup when
-    ``alpha > 0`` and the loss has the teacher's outputs)."""
+    ``alpha > 0`` and the loss has the teacher's outputs). Unlabeled rows (label < 0) have zero targets."""
     mask = train.attention_mask[idx]
     length = int(mask.sum(1).max())
     mask = mask[:, :length].to(dev)
     ids = train.input_ids[idx, :length].to(dev)
     tti = train.token_type_ids[idx, :length].to(dev)
     labels = train.labels[idx].to(dev)
-    targets = F.one_hot(labels, model.config.num_labels).float()
+    targets = F.one_hot(labels.clamp_min(0), model.config.num_labels).float() * (labels >= 0)[:, None]
     teacher = train.teacher.select(idx, length) if criterion.uses_teacher else None
     if teacher is not None:
         teacher = _to(teacher, dev)
@@ -288,6 +295,8 @@ def _loss(
         teacher = teacher.mixed(perm, lam)
         targets = mix(targets, perm, lam)
         labels = targets.argmax(-1)
+    if teacher is not None:  # an unlabeled row's class, for losses that read one (dkd, pld, …): the teacher's
+        labels = torch.where(targets.sum(-1) > 0, labels, teacher.logits.argmax(-1))
     out = forward_features(
         model, **fwd, attention_mask=mask, token_type_ids=tti,
         hidden=criterion.needs_hidden, attentions=criterion.needs_attentions,

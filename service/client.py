@@ -169,9 +169,10 @@ class Client:
         idempotency_key: str | None = None,
         extra_teacher_ids: Sequence[str] = (),
         mlm_id: str | None = None,
+        transfer_id: str | None = None,
     ) -> JobOut:
         """Queue a job; ``extra_teacher_ids``: more fine-tuned teachers to mix in, ``mlm_id``: a registered
-        masked LM for contextual augmentation."""
+        masked LM for contextual augmentation, ``transfer_id``: registered unlabeled transfer text."""
         if isinstance(budget, JobBudget):
             budget = budget.model_dump(mode="json", exclude_defaults=True)
         body: dict[str, Any] = {"dataset_id": dataset_id, "teacher_id": teacher_id}
@@ -180,6 +181,8 @@ class Client:
             body["extra_teacher_ids"] = list(extra_teacher_ids)
         if mlm_id:
             body["mlm_id"] = mlm_id
+        if transfer_id:
+            body["transfer_id"] = transfer_id
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         return self._post(JobOut, "/v1/jobs", json=body, headers=headers)
 

@@ -23,12 +23,13 @@ from distill.profile import dataset_profile
 from distill.student import count_params
 from distill.tables import FILE_SUFFIXES, DataError
 from distill.teacher import load_teacher
+from distill.transfer import load_transfer, transfer_profile
 from service.schemas import DatasetIn, TeacherIn
 from service.uploads import UploadError, guard_path, safe_extract, save_upload
 from store import Dataset, Db, TeacherEntry, add_entry
 from store.models import new_id
 from store.settings import Settings
-from store.spec import DatasetRef, TeacherRef
+from store.spec import DatasetRef, TeacherRef, TransferRef
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 EXAMPLES_SHOWN = 3
@@ -108,6 +109,18 @@ def _load(ref: DatasetRef) -> TextTask:
     return task
 
 
+def _checked(ref: DatasetRef, unlabeled: bool) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """Load the data once (validation): the entry's stored ref, its profile and a display name. ``unlabeled``:
+    transfer text (a text column only), stored as a ``TransferRef``."""
+    if not unlabeled:
+        task = _load(ref)
+        return ref.model_dump(), _profile(task), task.name
+    fields = ref.model_dump(include={"source", "name", "shown_as", "text_column", "text_pair_column"})
+    transfer = TransferRef.model_validate(fields)
+    rows = load_transfer(**transfer.model_dump())
+    return transfer.model_dump(), transfer_profile(rows), ref.name or Path(ref.source).name
+
+
 def _check_classes(task: TextTask) -> None:
     """Refuse label sets no classifier can learn: more than ``MAX_CLASSES`` classes, or most classes with
     fewer than ``MIN_PER_CLASS`` training examples (a label column that is really an id)."""
@@ -124,7 +137,7 @@ def _check_classes(task: TextTask) -> None:
 
 def register_dataset(db: Db, settings: Settings, body: DatasetIn, owner: str | None) -> Dataset:
     """A built-in, Hub or server-side-path dataset: load it once (validation) and store its profile."""
-    ref = DatasetRef.model_validate(body.model_dump())
+    ref = DatasetRef.model_validate(body.model_dump(exclude={"unlabeled"}))
     if ref.source in BUILTINS:
         kind = "builtin"
     elif _is_local(ref.source, settings, "dataset"):
@@ -135,15 +148,10 @@ def register_dataset(db: Db, settings: Settings, body: DatasetIn, owner: str | N
     extra = {k: getattr(ref, k) for k in ("validation_source", "test_source") if getattr(ref, k)}
     # a separate split file is a server-side path like any other: under the import roots
     ref = ref.model_copy(update={k: str(guard_path(v, settings.allowed_roots)) for k, v in extra.items()})
-    if kind == "hub":
-        with _hub_errors(ref.source, "dataset"):
-            task = _load(ref)
-    else:
-        task = _load(ref)
-    name = body.name or clean_name(task.name, "dataset")
-    return add_entry(
-        db, Dataset, owner=owner, name=name, kind=kind, ref=ref.model_dump(), profile=_profile(task)
-    )
+    with _hub_errors(ref.source, "dataset") if kind == "hub" else nullcontext():
+        stored, profile, task_name = _checked(ref, body.unlabeled)
+    name = body.name or clean_name(task_name, "dataset")
+    return add_entry(db, Dataset, owner=owner, name=name, kind=kind, ref=stored, profile=profile)
 
 
 async def receive_upload(settings: Settings, what: str, upload: Any, filename: str) -> tuple[str, Path]:
@@ -176,25 +184,26 @@ def register_uploaded_dataset(
     name: str | None,
     owner: str | None,
     splits: dict[str, tuple[Path, str]] | None = None,
+    unlabeled: bool = False,
 ) -> Dataset:
     """``file`` was saved under ``uploads/datasets/<entry_id>/``; validate it, or remove the folder. The
     dataset keeps ``name`` (the user's, else the upload's file name): the task, its errors, the model card and
     the recommender's task names show it, never the server's file name. ``splits``: uploaded validation /
-    test files saved beside it (split → (file, the user's file name))."""
+    test files saved beside it (split → (file, the user's file name)); ``unlabeled``: transfer text."""
     with _removed_on_error(file.parent):
         shown = clean_name(name, "upload")
         extra = {f"{k}_source": str(path) for k, (path, _) in (splits or {}).items()}
         names = {str(file): shown, **{str(path): clean_name(n, k) for k, (path, n) in (splits or {}).items()}}
         ref = ref.model_copy(update={"source": str(file), "name": shown, "shown_as": names, **extra})
-        task = _load(ref)
+        stored, profile, _ = _checked(ref, unlabeled)
         return add_entry(
             db,
             Dataset,
             owner=owner,
             name=shown,
             kind="upload",
-            ref=ref.model_dump(),
-            profile=_profile(task),
+            ref=stored,
+            profile=profile,
             size=file.stat().st_size,
             entry_id=entry_id,
         )

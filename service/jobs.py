@@ -90,6 +90,13 @@ def queue_job(ctx: Context, key: ApiKey, body: JobRequest, idempotency_key: str 
     """Check that the caller owns the dataset and teacher and that they match, then queue the job (the API
     and the dashboard's form both submit through here)."""
     dataset = owned_dataset(ctx, key, body.dataset_id)
+    if dataset.ref.get("unlabeled"):
+        raise HTTPException(422, f"dataset {dataset.id} is unlabeled transfer text: give it as `transfer_id`")
+    transfer = owned_dataset(ctx, key, body.transfer_id) if body.transfer_id else None
+    if transfer is not None and not transfer.ref.get("unlabeled"):
+        raise HTTPException(
+            422, f"{transfer.id} is a labelled dataset (register transfer text as `unlabeled`)"
+        )
     teachers = [owned_teacher(ctx, key, i) for i in (body.teacher_id, *body.extra_teacher_ids)]
     for i, teacher in enumerate(teachers):
         what = "teacher" if i == 0 else f"extra teacher {teacher.id}"
@@ -112,12 +119,14 @@ def queue_job(ctx: Context, key: ApiKey, body: JobRequest, idempotency_key: str 
         "budget": body.budget.model_dump(mode="json"),
         "extra_teachers": [t.ref for t in teachers[1:]],
         "mlm": mlm.ref["path"] if mlm else None,
+        "transfer": transfer.ref if transfer else None,
     }
     try:
         JobSpec.model_validate(spec)  # the parts agree (a warm start's teachers and masked LM)
     except ValidationError as e:
         raise HTTPException(422, "; ".join(err["msg"] for err in e.errors())) from None
     ids = {"extra_teacher_ids": list(body.extra_teacher_ids), "mlm_id": body.mlm_id}
+    ids |= {"transfer_id": body.transfer_id} if body.transfer_id else {}
     try:
         return create_job(
             ctx.db,
@@ -126,7 +135,7 @@ def queue_job(ctx: Context, key: ApiKey, body: JobRequest, idempotency_key: str 
             idempotency_key=idempotency_key,
             dataset_id=dataset.id,
             teacher_id=teachers[0].id,
-            extra_ids=ids if body.extra_teacher_ids or body.mlm_id else None,
+            extra_ids=ids if body.extra_teacher_ids or body.mlm_id or body.transfer_id else None,
         )
     except IdempotencyConflict as e:
         raise HTTPException(422, str(e)) from None

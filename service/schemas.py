@@ -9,7 +9,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from distill.pipeline import Pipeline
-from store.spec import DatasetRef, Id, JobBudget, Name, StrictModel, TeacherRef
+from store.spec import DatasetRef, Id, JobBudget, Name, StrictModel, TeacherRef, TransferRef
 from store.states import JobState, TrialStatus
 
 T = TypeVar("T")
@@ -28,6 +28,11 @@ class DatasetIn(DatasetRef):
     """Register a built-in dataset, a Hub dataset, or a file/folder under the server's import roots."""
 
     name: Name | None = Field(None, description="Display name (default: from the source).")
+    unlabeled: bool = Field(
+        False,
+        description="Unlabeled transfer text (a text column only, no labels): give it to a job as "
+        "`transfer_id`; the teacher labels it once and it joins every student's transfer set.",
+    )
 
     model_config = ConfigDict(
         extra="forbid",
@@ -40,8 +45,10 @@ class DatasetOut(BaseModel):
     id: str
     name: str
     kind: Literal["upload", "path", "builtin", "hub"]
-    ref: DatasetRef
-    profile: dict[str, Any] = Field(description="Size, classes and their counts, balance, text lengths.")
+    ref: DatasetRef | TransferRef
+    profile: dict[str, Any] = Field(
+        description="Size, classes and their counts, balance, text lengths (transfer text: rows, lengths)."
+    )
     size: int | None = Field(None, description="Bytes stored (uploads).")
     created_at: datetime
 
@@ -99,6 +106,11 @@ class JobRequest(StrictModel):
     mlm_id: Id | None = Field(
         None,
         description="A registered masked LM (`masked_lm: true`): the search may use contextual augmentation.",
+    )
+    transfer_id: Id | None = Field(
+        None,
+        description="Registered unlabeled transfer text (`unlabeled: true`): the teacher labels it once "
+        "(soft targets) and every distilled student also trains on it.",
     )
 
     model_config = ConfigDict(

@@ -66,6 +66,7 @@ def create_job(
     extra_teachers: Sequence[Mapping[str, Any]] = (),
     mlm: str | None = None,
     extra_ids: Mapping[str, Any] | None = None,
+    transfer: Mapping[str, Any] | None = None,
 ) -> Job:
     """Queue a job. With an ``idempotency_key`` already used by ``owner`` for the same request (dataset,
     teacher, budget), return that job instead; for another request, raise ``IdempotencyConflict``."""
@@ -75,6 +76,8 @@ def create_job(
         extras["extra_teachers"] = [dict(t) for t in extra_teachers]
     if mlm:
         extras["mlm"] = mlm
+    if transfer:
+        extras["transfer"] = dict(transfer)
 
     def existing(s: Session) -> Job | None:
         q = select(Job).where(Job.idempotency_key == idempotency_key)

@@ -160,7 +160,7 @@ class Job(Base):
     dataset_id: Mapped[str | None] = mapped_column(String(32))  # no FK (see migration 0002)
     teacher_id: Mapped[str | None] = mapped_column(String(32), index=True)
     budget: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    extras: Mapped[dict[str, Any] | None] = mapped_column()  # JobSpec.extra_teachers / mlm, when given
+    extras: Mapped[dict[str, Any] | None] = mapped_column()  # extra_teachers / mlm / transfer, when given
     extra_ids: Mapped[dict[str, Any] | None] = mapped_column()  # their registered ids (API jobs)
     trials_done: Mapped[int] = mapped_column(default=0)
     trials_budget: Mapped[int | None] = mapped_column()

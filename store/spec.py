@@ -47,6 +47,18 @@ class DatasetRef(StrictModel):
     seed: int = Field(0, ge=0, le=2**32 - 1)
 
 
+class TransferRef(StrictModel):
+    """Unlabeled transfer text: a file (the dataset formats) with a text column (and a pair column for
+    sentence-pair tasks); the teacher labels it once and it joins every student's transfer set."""
+
+    unlabeled: Literal[True] = True
+    source: Text
+    name: Name | None = None
+    shown_as: dict[Text, Name] | None = Field(None, description="File → the name errors show.")
+    text_column: Text = "text"
+    text_pair_column: Text | None = None
+
+
 class FinetuneRef(StrictModel):
     epochs: int = Field(2, ge=1, le=20)
     lr: float = Field(1e-4, gt=0, le=1e-2)
@@ -174,6 +186,9 @@ class JobSpec(StrictModel):
         default_factory=list, max_length=7, description="Fine-tuned teachers (`path`) to mix with the first."
     )
     mlm: Text | None = Field(None, description="A masked LM (folder or Hub id) for `contextual` augmentation")
+    transfer: TransferRef | None = Field(
+        None, description="Unlabeled text the teacher labels (soft targets) for every student's transfer set."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> JobSpec:

@@ -28,6 +28,7 @@ from distill.profile import dataset_profile, teacher_profile
 from distill.tables import DataError
 from distill.teacher import Teacher, load_teacher
 from distill.teacher_outputs import teacher_outputs
+from distill.transfer import attach_transfer
 from search.candidates import STUDENT_PROXY, feasible_candidates, search_students
 from search.metafeatures import meta_features
 from search.recommender import candidate_pipelines
@@ -73,7 +74,9 @@ class Profiled:
 
 
 def load_job_task(spec: JobSpec) -> TextTask:
-    return load_subset(**spec.dataset.model_dump())
+    """The job's dataset, with its unlabeled transfer text (``spec.transfer``) when it has some."""
+    task = load_subset(**spec.dataset.model_dump())
+    return attach_transfer(task, **spec.transfer.model_dump()) if spec.transfer else task
 
 
 def resolve_teacher(
@@ -248,8 +251,8 @@ def outputs_progress(run: JobRun, hidden: set[int], attention: set[int]) -> Call
 
 
 def trial_inputs(run: JobRun, prof: Profiled, space: SearchSpace) -> TrialInputs:
-    """The teacher's outputs on the training split, once, for every layer the space may read: what every
-    trial shares."""
+    """The teacher's outputs on the training split and the transfer text, once, for every layer the space may
+    read: what every trial shares."""
     b = run.spec.budget
     run.state(
         JobState.PROFILING,
@@ -258,7 +261,7 @@ def trial_inputs(run: JobRun, prof: Profiled, space: SearchSpace) -> TrialInputs
     )
     task, teacher = prof.task, prof.teacher
     hidden, attention = space.teacher_layers_needed(teacher.num_layers)
-    train = encode_fixed(task.train, teacher.tokenizer, b.max_length, torch.arange(task.num_labels))
+    train = encode_fixed(task.transfer_set, teacher.tokenizer, b.max_length, torch.arange(task.num_labels))
     enc = {k: getattr(train, k) for k in ("input_ids", "attention_mask", "token_type_ids")}
     outputs = teacher_outputs(
         teacher, enc, hidden_layers=hidden, attention_layers=attention,

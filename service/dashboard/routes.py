@@ -158,7 +158,8 @@ def _jobs_page(request: Request, ctx: Context, key: ApiKey, *, error: str | None
         "key": key,
         "jobs": [job_out(j) for j in jobs],
         "total": count_jobs(ctx.db, owner=key.id),
-        "datasets": datasets,
+        "datasets": [d for d in datasets if not d.ref.get("unlabeled")],
+        "transfers": [d for d in datasets if d.ref.get("unlabeled")],
         "teachers": teachers,
         "error": error,
         "csrf": csrf_token(key, request.cookies.get(COOKIE, "")),
@@ -184,6 +185,7 @@ def submit_form(
     target_ratio: Annotated[str, Form()] = "",
     space: Annotated[str, Form()] = "default",
     epochs: Annotated[str, Form()] = "",
+    transfer_id: Annotated[str, Form()] = "",
     csrf: Annotated[str, Form()] = "",
 ) -> Response:
     """The job form: the same checks as ``POST /v1/jobs``; a bad field re-renders the form with why."""
@@ -198,8 +200,9 @@ def submit_form(
         budget["epochs"] = [e for e in epochs.replace(",", " ").split() if e]
     try:
         body = JobRequest(
-            dataset_id=dataset_id, teacher_id=teacher_id, budget=JobBudget.model_validate(budget)
-        )
+            dataset_id=dataset_id, teacher_id=teacher_id, budget=JobBudget.model_validate(budget),
+            transfer_id=transfer_id.strip() or None,
+        )  # fmt: skip
         job = queue_job(ctx, key, body)
     except ValidationError as e:
         why = "; ".join(

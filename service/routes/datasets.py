@@ -33,6 +33,7 @@ _FORM = (
     {name: {"type": "string"} for name in _TEXT_FIELDS}
     | {name: {"type": "integer"} for name in ("max_train", "max_val", "seed")}
     | {name: {"type": "number"} for name in ("validation_fraction", "test_fraction")}
+    | {"unlabeled": {"type": "boolean", "description": "Unlabeled transfer text (a text column only)."}}
     | {
         f"{split}_file": {"type": "string", "format": "binary", "description": f"A separate {split} file."}
         for split in ("validation", "test")
@@ -55,7 +56,8 @@ async def create_dataset(request: Request, ctx: Ctx, key: Key) -> Dataset:
     """Upload a file (multipart field `file`, plus optional column names) or register a dataset by JSON:
     a built-in name (`rotten_tomatoes`, `bbc_news`), a Hub dataset name, or a path under the server's import
     folders. The data is loaded and checked at once (columns, at least two classes, examples) and answered
-    with its profile: sizes, classes and their counts, balance, text lengths."""
+    with its profile: sizes, classes and their counts, balance, text lengths. With `unlabeled: true` it is
+    transfer text for jobs' `transfer_id`: a text column only, answered with its rows and lengths."""
     body = await read_body(request, DatasetIn, max_files=3)
     if isinstance(body, DatasetIn):
         return await run_in_threadpool(register_dataset, ctx.db, ctx.settings, body, key.id)
@@ -76,11 +78,12 @@ async def create_dataset(request: Request, ctx: Ctx, key: Key) -> Dataset:
     except BaseException:
         shutil.rmtree(dest.parent, ignore_errors=True)  # a refused upload leaves no files
         raise
-    ref = DatasetRef.model_validate(fields.model_dump(exclude={"name"}))
+    ref = DatasetRef.model_validate(fields.model_dump(exclude={"name", "unlabeled"}))
     name = fields.name or Path(upload.filename or "").name or None
     return await run_in_threadpool(
-        register_uploaded_dataset, ctx.db, ctx.settings, entry_id, dest, ref, name, key.id, splits
-    )
+        register_uploaded_dataset, ctx.db, ctx.settings, entry_id, dest, ref, name, key.id, splits,
+        fields.unlabeled,
+    )  # fmt: skip
 
 
 def _suffix(upload: UploadFile) -> str:

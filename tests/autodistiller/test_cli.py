@@ -84,3 +84,25 @@ def test_download_formats_are_the_services(capsys):
     with pytest.raises(SystemExit) as e:
         main(["download", "J", "--out", "x", "--format", "bogus"])
     assert e.value.code == 2 and "invalid choice: 'bogus'" in capsys.readouterr().err
+
+
+def test_a_bad_transfer_file_is_a_clear_cli_error(tmp_path, capsys):
+    pool = tmp_path / "pool.csv"
+    pool.write_text("text,source\nfine,a\n  ,b\n")
+    argv = ["distill", "--dataset", "rotten_tomatoes", "--max-train", "50", "--max-val", "20",
+            "--teacher", str(tmp_path), "--out", str(tmp_path / "o"), "--transfer", str(pool)]  # fmt: skip
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and "pool.csv" in err and "lines 3" in err
+
+
+def test_submit_takes_a_transfer_file():
+    from autodistiller.cli import build_parser
+    from autodistiller.local import transfer_ref
+
+    args = build_parser().parse_args(
+        ["submit", "--dataset", "d.csv", "--text-column", "review", "--transfer", "pool.csv"]
+    )
+    ref = transfer_ref(args)
+    assert ref is not None and ref.source == "pool.csv" and ref.text_column == "review"
+    assert transfer_ref(build_parser().parse_args(["submit", "--dataset", "d.csv"])) is None
