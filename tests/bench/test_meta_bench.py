@@ -8,7 +8,7 @@ import pytest
 
 from bench.build_meta import SMALL_GRID, VARIANTS
 from bench.meta_data import POOL, TEST, VAL, splits
-from bench.recommend import Variant, dataset_of, fixed_point, grid_point
+from bench.recommend import Variant, arms, dataset_of, fixed_order, grid_point
 from distill.pipeline import StudentArch, Training
 from search.grid import grid
 from search.meta_rows import MetaRow
@@ -66,4 +66,15 @@ def test_a_search_keeps_the_best_on_validation_and_is_judged_on_test():
 def test_the_fixed_pipeline_is_the_best_on_average_over_the_other_tasks():
     good = ("kl", "hidden_mse", "eda_swap")
     train = _rows("a/1", {good: 0.9}, 0.0) + _rows("b/1", {good: 0.7, ("kl", "none", "none"): 0.8}, 1.0)
-    assert fixed_point(train) == good
+    assert fixed_order(train)[0] == good
+
+
+def test_a_held_out_variant_without_the_overall_best_point_gets_the_next_best_fixed_pipeline():
+    from search.ranker import Ranker
+
+    good, second = ("kl", "hidden_mse", "eda_swap"), ("kl", "none", "none")
+    train = _rows("a/1", {good: 0.9, second: 0.8}, 0.0) + _rows("b/1", {good: 0.95, second: 0.85}, 1.0)
+    held = [r for r in _rows("c/1", {second: 0.9}, 0.5) if grid_point(r.pipeline) != good]  # a smaller grid
+    v = Variant(held, {(r.task, r.key): (r.score, 1.0) for r in held})
+    res = arms(v, Ranker.fit(train, bags=1), fixed_order(train), share=0.2, warm=1, seeds=1)
+    assert res["fixed"] == (0.0, 1.0)  # `second`, the best fixed point this variant measured (was NaN)
