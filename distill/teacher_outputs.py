@@ -61,10 +61,14 @@ class TeacherOutputs:
 
     def mixed(self, perm: Tensor, lam: float) -> TeacherOutputs:
         """Mixup targets: every output mixed like the inputs (features of a mixed input are approximated)."""
+        return self.map(lambda v: mix(v, perm, lam))
+
+    def map(self, fn: Callable[[Feature], Feature]) -> TeacherOutputs:
+        """Every output passed through ``fn`` (e.g. a copy to a device)."""
         return TeacherOutputs(
-            mix(self.logits, perm, lam),
-            {k: mix(v, perm, lam) for k, v in self.hidden.items()},
-            {k: mix(v, perm, lam) for k, v in self.attentions.items()},
+            fn(self.logits),  # type: ignore[arg-type]
+            {k: fn(v) for k, v in self.hidden.items()},
+            {k: fn(v) for k, v in self.attentions.items()},
         )
 
     @classmethod

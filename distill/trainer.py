@@ -49,11 +49,6 @@ class TrainResult:
 RESIDENT_TEACHER_BYTES = 1 << 30
 
 
-def pick_device(device: str | None = None) -> torch.device:
-    """The ``device`` setting (``auto`` | ``cpu`` | ``cuda`` | ``cuda:N``; None: ``auto``), resolved."""
-    return resolve_device(device)
-
-
 @torch.no_grad()
 def evaluate(model: PreTrainedModel, data: TrainData, batch_size: int = 128) -> dict[str, float]:
     """Accuracy and macro-F1 on ``data``."""
@@ -164,7 +159,7 @@ def train_model(
     tr = pipeline.training
     torch.manual_seed(tr.seed)
     gen = torch.Generator().manual_seed(tr.seed)
-    dev = pick_device(device)
+    dev = resolve_device(device)
     amp = amp or amp_for(dev)
     scaler = amp.grad_scaler()
     model.to(dev)
@@ -254,11 +249,7 @@ def _on_device(train: TrainData, dev: torch.device) -> TrainData:
         tensors = [teacher.logits, *teacher.hidden.values(), *teacher.attentions.values()]
         in_memory = all(isinstance(t, Tensor) for t in tensors)  # features on disk stay there (Rows)
         if in_memory and sum(t.numel() * t.element_size() for t in tensors) <= RESIDENT_TEACHER_BYTES:
-            teacher = TeacherOutputs(
-                move(teacher.logits),
-                {k: move(v) for k, v in teacher.hidden.items()},
-                {k: move(v) for k, v in teacher.attentions.items()},
-            )
+            teacher = teacher.map(move)
     fields = (train.input_ids, train.attention_mask, train.token_type_ids, train.labels)
     return TrainData(*(move(t) for t in fields), teacher=teacher)
 
@@ -305,10 +296,4 @@ def _loss(
 
 
 def _to(t: TeacherOutputs, dev: torch.device) -> TeacherOutputs:
-    if dev.type == "cpu":
-        return t
-    return TeacherOutputs(
-        to_device(t.logits, dev),
-        {k: to_device(v, dev) for k, v in t.hidden.items()},
-        {k: to_device(v, dev) for k, v in t.attentions.items()},
-    )
+    return t if dev.type == "cpu" else t.map(lambda v: to_device(v, dev))

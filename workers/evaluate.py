@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from distill.data import TextTask
 from distill.encoding import encode_fixed
 from distill.hf import load_classifier, load_tokenizer
 from distill.holdout import held_out_metrics, interval_text, paired_latency, speed_text
@@ -110,7 +111,7 @@ def test_all(prof: Profiled, max_length: int, folders: dict[int, Path], chosen: 
     doc: dict[str, Any] = {"n": len(task.test), "teacher": held_out_metrics(teacher.model, data)}
     doc["trials"] = {}
     for number, folder in folders.items():
-        model, doc["trials"][str(number)] = _tested(prof, max_length, folder)
+        model, doc["trials"][str(number)] = _tested(prof.task, label_map, max_length, folder)
         if number == chosen:
             extra = _format_runners(folder)
             speed = paired_latency(teacher.model, model, seq_len=max_length, extra=extra, **TIMING)
@@ -118,12 +119,11 @@ def test_all(prof: Profiled, max_length: int, folders: dict[int, Path], chosen: 
     return doc
 
 
-def _tested(prof: Profiled, max_length: int, folder: Path) -> tuple[Any, dict[str, Any]]:
+def _tested(task: TextTask, label_map: Any, max_length: int, folder: Path) -> tuple[Any, dict[str, Any]]:
     """The student in ``folder`` and its test metrics; it reads the test text through its own tokenizer (a
     pruned vocabulary renumbers ids)."""
     model = load_classifier(folder)
-    label_map = teacher_label_map(prof.teacher, prof.task)
-    own = encode_fixed(prof.task.test, load_tokenizer(folder), max_length, label_map)
+    own = encode_fixed(task.test, load_tokenizer(folder), max_length, label_map)
     return model, held_out_metrics(model, own)
 
 
@@ -132,9 +132,9 @@ def test_every(prof: Profiled, max_length: int, folders: dict[int, Path]) -> dic
     ``test_every``): trial number → accuracy and macro-F1. Empty without a test split."""
     if not prof.task.test:
         return {}
-    out = {}
+    out, label_map = {}, teacher_label_map(prof.teacher, prof.task)
     for number, folder in folders.items():
-        m = _tested(prof, max_length, folder)[1]
+        m = _tested(prof.task, label_map, max_length, folder)[1]
         out[str(number)] = {"accuracy": m["accuracy"], "macro_f1": m.get("macro_f1"), "n": m["n"]}
     return out
 

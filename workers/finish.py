@@ -39,7 +39,7 @@ def finish(run: JobRun, prof: Profiled, recorder: TrialRecorder) -> None:
         run.state(JobState.SEARCHING, progress_text="testing every trial's student on the test split")
         dirs = {t.number: run.artifacts / "trials" / t.pipeline_key for t in completed}
         every = test_every(prof, run.spec.budget.max_length, {n: d for n, d in dirs.items() if d.is_dir()})
-    run.state(JobState.SEARCHING, progress_text="testing the teacher and kept students on the test split")
+    run.state(JobState.SEARCHING, progress_text="keeping the chosen, reference and Pareto-front students")
     folders = keep_students(run, prof, [t for t in completed if t.number in roles], chosen)
     run.state(JobState.SEARCHING, progress_text="exporting the kept students to ONNX and int8")
     formats = export_formats(prof, folders, run.spec.budget.max_length)

@@ -168,7 +168,7 @@ def predict(
         "alternatives": [
             {"pipeline": describe(s.pipeline), "percentile": round(s.percentile, 4)} for s in ranked
         ],
-        "importance": model.importance(),
+        "importance": version.importance,
         "scored": len(candidates),
         "seen": best.seen,
     }
