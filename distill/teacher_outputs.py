@@ -24,6 +24,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from distill.augment import mix
+from distill.device import AmpPolicy, amp_for
 from distill.families import model_inputs
 from distill.feature_store import CorruptFile, NpyFile, NpyWriter, Rows, sweep_stale
 from distill.teacher import Teacher
@@ -126,10 +127,13 @@ def teacher_outputs(
     progress: bool = True,
     desc: str = "teacher outputs",
     on_batch: Callable[[int, int], None] | None = None,
+    amp: AmpPolicy | None = None,
 ) -> TeacherOutputs:
     """Teacher logits (and requested features) for every row of ``enc``; computed only where not cached.
 
-    ``on_batch(done, total)`` is called after each batch the teacher runs (rows done so far).
+    ``on_batch(done, total)`` is called after each batch the teacher runs (rows done so far). The teacher
+    runs on its model's device under ``amp`` (default: that device's policy, ``distill.device.amp_for``:
+    bf16 autocast on CUDA, full precision on the CPU); logits are stored as float32 either way.
     """
     hidden_layers, attention_layers = sorted(set(hidden_layers)), sorted(set(attention_layers))
     folder = (cache_dir / f"{teacher.fingerprint}-{data_fingerprint(enc)}") if cache_dir else None
@@ -143,7 +147,7 @@ def teacher_outputs(
             found[name] = _MEMORY[(key, name)] = got
     missing = [m for m in _names(hidden_layers, attention_layers) if m not in found]
     if missing:
-        computed = _compute(teacher, enc, missing, folder, batch_size, progress, desc, on_batch)
+        computed = _compute(teacher, enc, missing, folder, batch_size, progress, desc, on_batch, amp)
         for name, feature in computed.items():
             _MEMORY[(key, name)] = found[name] = feature
     logits = found["logits"]
@@ -174,10 +178,12 @@ def _compute(
     progress: bool,
     desc: str,
     on_batch: Callable[[int, int], None] | None,
+    amp: AmpPolicy | None,
 ) -> dict[str, Feature]:
     """Run the teacher in batches; each batch goes straight to its file (or to a preallocated tensor)."""
     model = teacher.model.eval()
     device = next(model.parameters()).device
+    amp = amp or amp_for(device)
     need_hidden = any(n.startswith("hidden_") for n in names)
     need_attn = any(n.startswith("attn_") for n in names)
     if need_attn and model.config._attn_implementation != "eager":
@@ -193,9 +199,10 @@ def _compute(
         for start in tqdm(range(0, n, batch_size), desc=desc, disable=not progress, leave=False):
             sl = slice(start, start + batch_size)
             batch = {k: v[sl].to(device) for k, v in enc.items() if k in _INPUTS}
-            out = model(
-                **model_inputs(model, batch), output_hidden_states=need_hidden, output_attentions=need_attn
-            )
+            with amp.autocast():
+                out = model(
+                    **model_inputs(model, batch), output_hidden_states=need_hidden, output_attentions=need_attn
+                )
             for name in names:
                 part = _pick(out, name).cpu()
                 if folder:

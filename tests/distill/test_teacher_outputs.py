@@ -164,3 +164,20 @@ def test_concatenated_parts_index_as_one(tmp_path):
     assert torch.equal(rows[idx, :2], whole[idx, :2])
     assert torch.equal(rows[:, 0], whole[:, 0])
     assert torch.equal(rows[idx, :, 1:], whole[idx, :, 1:])
+
+
+def test_the_teacher_runs_under_the_amp_policy(teacher, enc):
+    """Mixed precision (bf16 autocast, as on a CUDA device; here on the CPU) changes the teacher's numbers a
+    little and its stored dtypes not at all; the default CPU policy is full precision."""
+    from distill.device import AmpPolicy
+
+    with torch.no_grad():
+        ref = teacher.model(**enc).logits
+    full = _outputs(teacher, enc, None, hidden_layers=[2], attention_layers=[])
+    torch.testing.assert_close(full.logits, ref, rtol=0, atol=1e-5)
+    bf16 = AmpPolicy("cpu", torch.bfloat16)
+    bf16 = _outputs(teacher, enc, None, hidden_layers=[2], attention_layers=[], amp=bf16)
+    assert bf16.logits.dtype == torch.float32 and bf16.hidden[2].dtype == torch.float16
+    assert not torch.equal(bf16.logits, full.logits)  # autocast really ran
+    torch.testing.assert_close(bf16.logits, ref, rtol=0.05, atol=1e-3)  # bf16: 8 bits of mantissa
+    assert not torch.equal(bf16.hidden[2][:], full.hidden[2][:])
