@@ -201,7 +201,9 @@ def _compute(
             batch = {k: v[sl].to(device) for k, v in enc.items() if k in _INPUTS}
             with amp.autocast():
                 out = model(
-                    **model_inputs(model, batch), output_hidden_states=need_hidden, output_attentions=need_attn
+                    **model_inputs(model, batch),
+                    output_hidden_states=need_hidden,
+                    output_attentions=need_attn,
                 )
             for name in names:
                 part = _pick(out, name).cpu()
