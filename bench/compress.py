@@ -61,6 +61,8 @@ def students() -> dict[str, StudentArch]:
         "1×384, task vocab, emb 64": arch(1, 384, 1536, 64),
         "2×128, task vocab, emb 64": arch(2, 128, 512, 64),
         "1×384, task vocab, emb 32": arch(1, 384, 1536, 32),
+        "1×384, task vocab, emb 24": arch(1, 384, 1536, 24),
+        "1×384, task vocab, emb 16": arch(1, 384, 1536, 16),
         "1×384, ffn 768, task vocab, emb 32": arch(1, 384, 768, 32),
         "1×256, ffn 1024, task vocab, emb 64": arch(1, 256, 1024, 64),
         "1×256, ffn 512, task vocab, emb 32": arch(1, 256, 512, 32),

@@ -35,7 +35,7 @@ import csv
 import json
 import random
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -61,13 +61,22 @@ def dataset_of(task: str) -> str:
     return task.split("/", 1)[0].split("#", 1)[0]
 
 
+def _lr(pipeline: dict[str, Any]) -> Any:
+    return (pipeline.get("training") or {}).get("lr")
+
+
 class Variant:
-    """One held-out task variant's grid: point → (validation, test, seconds)."""
+    """One held-out task variant's grid: point → (validation, test, seconds). The grid was trained at one
+    learning rate; the job's two references ran again at the probed rate and are not grid points (they stay
+    among the rows the ranker orders)."""
 
     def __init__(self, rows: list[MetaRow], extra: dict[tuple[str, str], tuple[float, float]]) -> None:
         self.rows = rows
         self.table: dict[Point, tuple[float, float, float]] = {}
+        grid_lr = Counter(_lr(r.pipeline) for r in rows).most_common(1)[0][0]
         for r in rows:
+            if _lr(r.pipeline) != grid_lr:
+                continue
             val, secs = extra.get((r.task, r.key), (r.score, 0.0))
             self.table[grid_point(r.pipeline)] = (val, r.score, secs)
         self.best = max(t for _, t, _ in self.table.values())

@@ -34,11 +34,12 @@ def test_small_variants_run_the_reduced_grid_with_test_scores(tmp_path: Path):
     csv.parent.mkdir()
     csv.write_text("text,label,split\n")  # task_csv reuses a written file: no package needed
     small = [v for v in VARIANTS if v.small]
-    assert {v.dataset for v in small} >= {"sms_spam", "dialog_pairs"} and len({v.dataset for v in small}) == 8
+    assert {v.dataset for v in small} >= {"sms_spam", "topic_pairs"} and len({v.dataset for v in small}) == 8
     spec = small[0].spec(tmp_path)
     assert spec.budget.test_every and spec.dataset.split_column == "split"
     points = {(p.loss.name, p.intermediate.name) for p in spec.budget.warm_start}
     assert points == SMALL_GRID and len(spec.budget.warm_start) == 12
+    assert spec.budget.trials == 12 + 2  # the references at the probed rate run beside the grid
     assert not next(v for v in VARIANTS if not v.small).spec(tmp_path).budget.test_every
 
 
@@ -78,3 +79,13 @@ def test_a_held_out_variant_without_the_overall_best_point_gets_the_next_best_fi
     v = Variant(held, {(r.task, r.key): (r.score, 1.0) for r in held})
     res = arms(v, Ranker.fit(train, bags=1), fixed_order(train), share=0.2, warm=1, seeds=1)
     assert res["fixed"] == (0.0, 1.0)  # `second`, the best fixed point this variant measured (was NaN)
+
+
+def test_the_references_at_the_probed_rate_are_not_grid_points():
+    rows = _rows("x#ab/500≤5M", {("kl", "none", "none"): 0.8}, 1.0)
+    ref = json.loads(
+        json.dumps(next(r.pipeline for r in rows if grid_point(r.pipeline) == ("kl", "none", "none")))
+    )
+    ref["training"]["lr"] = 3e-5  # the job's vanilla-KD reference, re-run at the probed learning rate
+    v = Variant([*rows, MetaRow(rows[0].task, ref, 0.95, {"m": 1.0})], {})
+    assert v.table[("kl", "none", "none")][1] == 0.8 and v.best == 0.8 and len(v.rows) == len(rows) + 1
