@@ -3,6 +3,7 @@
     AUTODISTILLER_HOME=/tmp/ad-compress nice -n 10 .venv/bin/python -m bench.compress \
         [--task rotten_tomatoes] [--sizes 8000 500 1000] [--epochs 3] [--lr 3e-4] [--students LABEL ...]
         [--labelled 400] [--transfer none rest pool] [--pool 4000] [--init teacher-layers random]
+        [--augment eda_swap eda_delete] [--copies 2] [--intermediate hidden_mse]
 
 One task: a stratified, disjoint train / validation / test split of all its labelled rows
 (``bench.methods.three_way_split``); the shipped MiniLM fine-tuned on the train split as the teacher (cached
@@ -12,7 +13,9 @@ interval and as a fraction of the teacher's, the size of its exported folder's w
 latency timed side by side with the teacher (same process, one thread, interleaved); then the smallest
 student within 2% of the teacher's test accuracy. ``--transfer`` runs each student once per transfer set of
 unlabeled text (labels dropped; the teacher labels it): ``rest``, the training rows beyond ``--labelled``;
-``pool``, rows of the task outside the three splits; ``--init`` once per initialisation.
+``pool``, rows of the task outside the three splits; ``--init`` once per initialisation; ``--augment``
+adds ``--copies`` augmented copies of the training rows (the teacher labels them, as in a pipeline);
+``--intermediate`` an intermediate objective on the hidden states (``uniform`` mapping).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from distill.export import export_student
 from distill.finetune import FinetuneConfig, finetune_teacher
 from distill.holdout import held_out_metrics, interval_text, paired_latency
 from distill.onnx_export import export_onnx, onnx_runner
-from distill.pipeline import Pipeline, StudentArch, Training
+from distill.pipeline import Augmentation, IntermediateSpec, Pipeline, StudentArch, Training
 from distill.student import count_params
 from distill.tables import UNLABELED, Example
 from store.settings import Settings
@@ -107,29 +110,37 @@ def run(name: str, sizes: Sequence[int], tr: Training, args: argparse.Namespace,
     print(
         f"\n### {name}: train {len(train)} (students: {len(keep)} labelled) / val {len(val)} / test "
         f"{len(test)}; "
-        f"KD (KL, T=4), lr {tr.lr}, {tr.epochs} epochs, seed {tr.seed}; transfer rows: "
+        f"KD (KL, T=4), lr {tr.lr}, {tr.epochs} epochs, seed {tr.seed}; augmentation: "
+        f"{'+'.join(args.augment) + f' ×{args.copies}' if args.augment else 'none'}; intermediate: "
+        f"{args.intermediate or 'none'}; transfer rows: "
         + ", ".join(f"{k} {len(v)}" for k, v in transfers.items() if k in args.transfer)
         + f"\n\nteacher (MiniLM-L6 fine-tuned): {t_params / 1e6:.1f}M params, int8 ONNX {t_int8:.1f} MB, "
         f"test {interval_text(t_test)}\n"
     )
     print(
-        "| student | transfer | init | params | × fewer | test acc (95% CI) | of teacher "
+        "| student | transfer | init | params | × fewer | val acc | test acc (95% CI) | of teacher "
         "| int8 MB (× smaller) | latency ms torch / int8 (teacher) | s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     best: tuple[int, str] | None = None
     for label, arch in students().items():
         if args.students and label not in args.students:
             continue
         for mode, init in itertools.product(args.transfer, args.init):
             task = TextTask(full.name, full.labels, keep, val, test, transfer=transfers[mode])
-            pipe = Pipeline.vanilla_kd(student=arch.model_copy(update={"init": init}), training=tr)
+            aug = Augmentation(ops=args.augment, copies=args.copies) if args.augment else Augmentation()
+            inter = IntermediateSpec(name=args.intermediate, mapping="uniform") if args.intermediate else None
+            pipe = Pipeline.vanilla_kd(
+                student=arch.model_copy(update={"init": init}), training=tr, augmentation=aug,
+                **({"intermediate": inter} if inter else {}),
+            )  # fmt: skip
             t0 = time.perf_counter()
             r = distill_student(task, teacher, pipe, progress=False, cache_dir=settings.teacher_outputs)
             secs = time.perf_counter() - t0
             folder = export_student(r, teacher, task, tmp / "s")
             s_int8, s_run = int8_size_and_runner(folder, texts, args.threads)
             m = held_out_metrics(r.student, encode_fixed(test, r.tokenizer, tr.max_length, ident))
+            v = held_out_metrics(r.student, encode_fixed(val, r.tokenizer, tr.max_length, ident))
             sp = paired_latency(
                 teacher.model, r.student, seq_len=tr.max_length, threads=args.threads,
                 extra={"s_int8": s_run, "t_int8": t_run},
@@ -137,7 +148,8 @@ def run(name: str, sizes: Sequence[int], tr: Training, args: argparse.Namespace,
             frac = m["accuracy"] / t_test["accuracy"]
             print(
                 f"| {label} | {mode} {len(task.transfer)} | {init} | {r.params / 1e6:.2f}M | "
-                f"{t_params / r.params:.1f} | {interval_text(m)} | {frac:.3f} | {s_int8:.1f} "
+                f"{t_params / r.params:.1f} | {v['accuracy']:.4f} | {interval_text(m)} | {frac:.3f} | "
+                f"{s_int8:.1f} "
                 f"({t_int8 / s_int8:.1f}) | {sp['student_ms']:.2f} / {sp['s_int8_ms']:.2f} "
                 f"({sp['teacher_ms']:.2f} / {sp['t_int8_ms']:.2f}) | {secs:.0f} |",
                 flush=True,
@@ -164,6 +176,9 @@ def main() -> None:
     ap.add_argument("--labelled", type=int, default=None, help="labelled training rows the students get")
     ap.add_argument("--transfer", nargs="+", default=["none"], choices=["none", "rest", "pool"])
     ap.add_argument("--pool", type=int, default=4000, help="most rows of the `pool` transfer set")
+    ap.add_argument("--augment", nargs="*", default=[], help="augmentation ops (teacher-labelled copies)")
+    ap.add_argument("--copies", type=int, default=2, help="augmented copies of the training set")
+    ap.add_argument("--intermediate", default=None, help="an intermediate objective (mapping `uniform`)")
     ap.add_argument("--init", nargs="+", default=["teacher-layers"], choices=["teacher-layers", "random"])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
