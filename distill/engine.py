@@ -153,9 +153,8 @@ def training_data(
     label_map = torch.tensor(check_label_compatibility(task, teacher.labels, len(teacher.labels)))
     texts = [task.transfer_set if criterion.uses_teacher else task.train]
     if aug.copies:
-        ctx = AugmentContext(
-            tokenizer=teacher.tokenizer, embeddings=teacher.model.get_input_embeddings().weight.detach()
-        )
+        emb = teacher.model.get_input_embeddings().weight.detach()
+        ctx = AugmentContext(tokenizer=teacher.tokenizer, embeddings=emb, device=str(emb.device))
         texts += augment_examples(task.train, aug, ctx, seed=tr.seed)
     parts = [encode_fixed(examples, teacher.tokenizer, tr.max_length, label_map) for examples in texts]
     if criterion.uses_teacher:

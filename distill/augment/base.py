@@ -53,6 +53,7 @@ class AugmentContext:
     k: int = 5
     chunk: int = 512
     mlm: str | None = None  # masked LM (folder or Hub id) for ops marked ``uses_mlm``; loaded on first use
+    device: str = "cpu"  # where the masked LM runs (the engine passes the teacher's device)
     _word_ids: dict[str, int | None] = field(default_factory=dict, init=False, repr=False)
     _neighbours: dict[int, list[str]] = field(default_factory=dict, init=False, repr=False)
     _cand_ids: torch.Tensor | None = field(default=None, init=False, repr=False)
@@ -72,7 +73,7 @@ class AugmentContext:
             from distill.augment.contextual import _candidates, load_masked_lm
 
             model, tok = load_masked_lm(self.mlm)
-            self._mlm = (model, tok, _candidates(tok))
+            self._mlm = (model.to(self.device), tok, _candidates(tok))
         return self._mlm[0], self._mlm[1]
 
     def mlm_candidates(self) -> torch.Tensor:

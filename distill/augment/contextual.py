@@ -71,7 +71,7 @@ def _masked_input(words: list[str], chosen: set[int], tok) -> tuple[list[int], d
 def _predict(words: list[str], where: dict[int, int], ids: list[int], ctx: AugmentContext) -> dict[int, list]:
     """Word index → (top-k candidate tokens, their renormalised probabilities) at its mask."""
     model, tok = ctx.masked_lm()
-    logits = model(input_ids=torch.tensor([ids])).logits[0].float()
+    logits = model(input_ids=torch.tensor([ids], device=model.device)).logits[0].float().cpu()
     ok = ctx.mlm_candidates()
     out = {}
     for i, pos in where.items():
