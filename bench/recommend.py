@@ -61,21 +61,21 @@ def dataset_of(task: str) -> str:
     return task.split("/", 1)[0].split("#", 1)[0]
 
 
-def _lr(pipeline: dict[str, Any]) -> Any:
-    return (pipeline.get("training") or {}).get("lr")
+def _training(pipeline: dict[str, Any]) -> str:
+    return json.dumps(pipeline.get("training") or {}, sort_keys=True)
 
 
 class Variant:
-    """One held-out task variant's grid: point → (validation, test, seconds). The grid was trained at one
-    learning rate; the job's two references ran again at the probed rate and are not grid points (they stay
-    among the rows the ranker orders)."""
+    """One held-out task variant's grid: point → (validation, test, seconds). The grid was trained with one
+    recipe (the rows' most common ``training``); the job's two references ran again with the probed learning
+    rate and the default batch size and are not grid points (they stay among the rows the ranker orders)."""
 
     def __init__(self, rows: list[MetaRow], extra: dict[tuple[str, str], tuple[float, float]]) -> None:
         self.rows = rows
         self.table: dict[Point, tuple[float, float, float]] = {}
-        grid_lr = Counter(_lr(r.pipeline) for r in rows).most_common(1)[0][0]
+        recipe = Counter(_training(r.pipeline) for r in rows).most_common(1)[0][0]
         for r in rows:
-            if _lr(r.pipeline) != grid_lr:
+            if _training(r.pipeline) != recipe:
                 continue
             val, secs = extra.get((r.task, r.key), (r.score, 0.0))
             self.table[grid_point(r.pipeline)] = (val, r.score, secs)

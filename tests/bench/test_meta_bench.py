@@ -86,6 +86,6 @@ def test_the_references_at_the_probed_rate_are_not_grid_points():
     ref = json.loads(
         json.dumps(next(r.pipeline for r in rows if grid_point(r.pipeline) == ("kl", "none", "none")))
     )
-    ref["training"]["lr"] = 3e-5  # the job's vanilla-KD reference, re-run at the probed learning rate
+    ref["training"]["batch_size"] = 64  # the job's vanilla-KD reference: another batch size, the probed lr
     v = Variant([*rows, MetaRow(rows[0].task, ref, 0.95, {"m": 1.0})], {})
     assert v.table[("kl", "none", "none")][1] == 0.8 and v.best == 0.8 and len(v.rows) == len(rows) + 1
