@@ -23,6 +23,10 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
             "--rows", required=True, help="CSV or Parquet of past trials (see search/meta_rows.py)"
         )
         v.add_argument("--bags", type=int, default=5, help="models bagged over resampled tasks")
+        v.add_argument(
+            "--meta", choices=["auto", "use", "ignore"], default="auto",
+            help="the rows' meta-features: auto = only where leaving datasets out says they help",
+        )  # fmt: skip
         if name == "evaluate":
             v.add_argument("--by-dataset", action="store_true", help="leave out every `dataset/…` variant")
             v.add_argument(
@@ -41,7 +45,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     scale = args.scale or (100.0 if all(0 <= r.score <= 1 for r in rows) else 1.0)
     tasks = {r.task for r in rows}
     print(f"{len(rows)} trials of {len(tasks)} tasks; regret in score units × {scale:g}\n")
-    print(report(evaluate(rows, bags=args.bags, by_dataset=args.by_dataset), scale))
+    print(report(evaluate(rows, bags=args.bags, by_dataset=args.by_dataset, meta=args.meta), scale))
     return 0
 
 
@@ -50,7 +54,7 @@ def cmd_fit(args: argparse.Namespace, settings: Settings) -> int:
     from search.ranker import Ranker
 
     rows = load_meta_rows(args.rows)
-    ranker = Ranker.fit(rows, bags=args.bags)
+    ranker = Ranker.fit(rows, bags=args.bags, meta=args.meta)
     tasks = {r.task for r in rows}
     meta: dict[str, list[float]] = defaultdict(list)
     for r in rows:

@@ -1,6 +1,7 @@
 """Does the recommender pay? Leave one DATASET out on the meta-dataset, as a tabular benchmark.
 
-    .venv/bin/python -m bench.recommend [--meta search/priors/meta.csv] [--share 0.2] [--warm 2] [--seeds 10]
+    .venv/bin/python -m bench.recommend [--rows search/priors/meta.csv] [--share 0.2] [--warm 2] [--seeds 10]
+        [--meta auto|use|ignore]
 
 Every pipeline of the component grid (``search.grid``: output loss × intermediate objective × augmentation,
 24; 12 on the small tasks) was trained on every task variant by ``bench/build_meta.py``, with its validation
@@ -210,19 +211,20 @@ def live(variant_name: str, meta_path: Path, n_trials: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--meta", type=Path, default=SHIPPED_PRIORS)
+    ap.add_argument("--rows", type=Path, default=SHIPPED_PRIORS, help="the meta-dataset CSV")
     ap.add_argument("--share", type=float, default=0.2, help="a search arm's trials: this share of the grid")
     ap.add_argument("--warm", type=int, default=2, help="the ranker's top pipelines trained first")
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--bags", type=int, default=5, help="the ranker's bagged models")
+    ap.add_argument("--meta", choices=["auto", "use", "ignore"], default="auto", help="meta-features")
     ap.add_argument("--live", metavar="VARIANT", help="run the real warm-started search on this variant")
     ap.add_argument("--live-trials", type=int, default=6, help="trials of --live, the 2 references included")
     args = ap.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.live:
-        live(args.live, args.meta, args.live_trials)
+        live(args.live, args.rows, args.live_trials)
         return
-    rows, extra = load_meta_rows(args.meta), extras(args.meta)
+    rows, extra = load_meta_rows(args.rows), extras(args.rows)
     by_task: dict[str, list[MetaRow]] = defaultdict(list)
     for r in rows:
         by_task[r.task].append(r)
@@ -230,7 +232,7 @@ def main() -> None:
     lines = ["| held-out variant | best test | " + " | ".join(ARMS) + " |", "|---|---|" + "---|" * len(ARMS)]
     for ds in sorted({dataset_of(t) for t in by_task}):
         train = [r for r in rows if dataset_of(r.task) != ds]
-        ranker, fixed = Ranker.fit(train, bags=args.bags), fixed_order(train)
+        ranker, fixed = Ranker.fit(train, bags=args.bags, meta=args.meta), fixed_order(train)
         for task in sorted(t for t in by_task if dataset_of(t) == ds):
             v = Variant(by_task[task], extra)
             if len(v.table) < 4:

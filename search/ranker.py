@@ -11,6 +11,11 @@
 * Model: scikit-learn's histogram gradient boosting (native NaN handling, no subsampling), bagged over
   bootstrap resamples of the *tasks* (``bags`` fixed seeds): the mean is the prediction, the spread its
   uncertainty. Deterministic for given rows.
+* Meta-features or not (``meta="auto"``, :func:`meta_helps`): with few datasets, task meta-features let the
+  trees memorise tasks instead of learning what transfers (measured on the shipped rows: leaving a dataset
+  out, the one-shot pick with them lost to the best fixed pipeline, without them it beat it). So the ranker
+  uses them only where a leave-one-dataset-out check on its own rows says they help (≥ 4 datasets; three
+  bags per fit; the mean percentile regret of the first pick must be strictly lower with them).
 * Ranking: by predicted percentile; ties (within 1e-9) go to the lower uncertainty, then the cheaper
   pipeline (:func:`cost`).
 * :func:`evaluate`: leave one task out; on the held-out task the pick is made among its measured pipelines;
@@ -69,6 +74,12 @@ def cost(pipeline: Mapping[str, Any]) -> float:
     )  # fmt: skip
 
 
+def dataset_of(task: str) -> str:
+    """The dataset of a task name ``dataset/variant`` (the shipped rows' convention): checks leave a whole
+    dataset out, never just one of its variants."""
+    return task.split("/", 1)[0]
+
+
 def percentiles(rows: Sequence[MetaRow]) -> np.ndarray:
     """Each row's percentile within its task (0 worst … 1 best; a lone trial 0.5)."""
     out = np.zeros(len(rows))
@@ -90,14 +101,22 @@ class Ranker:
     models: list[HistGradientBoostingRegressor]
     meta_columns: list[str]
 
+    @property
+    def uses_meta(self) -> bool:
+        return bool(self.meta_columns)
+
     @classmethod
-    def fit(cls, rows: Sequence[MetaRow], *, bags: int = 5) -> Ranker:
+    def fit(cls, rows: Sequence[MetaRow], *, bags: int = 5, meta: str = "auto") -> Ranker:
+        """``meta``: ``use`` or ``ignore`` the rows' meta-features, or ``auto`` (:func:`meta_helps`)."""
         tasks = sorted({r.task for r in rows})
         if len(tasks) < 2 or len(rows) < 8:
             raise RowsError(
                 f"the ranker needs trials of at least 2 tasks (8 rows), got {len(rows)} of {len(tasks)}"
             )
-        meta_columns = sorted({k for r in rows for k in r.meta})
+        if meta not in ("auto", "use", "ignore"):
+            raise ValueError(f"meta must be auto, use or ignore, not {meta!r}")
+        use = meta_helps(rows) if meta == "auto" else meta == "use"
+        meta_columns = sorted({k for r in rows for k in r.meta}) if use else []
         vectors = [cls._vector(r.pipeline, r.meta, meta_columns) for r in rows]
         columns = sorted({k for v in vectors for k in v})
         x, y = _matrix(vectors, columns), percentiles(rows)
@@ -151,6 +170,33 @@ class Ranker:
             range(len(pipelines)),
             key=lambda i: (-round(float(mean[i]), 9), float(spread[i]), cost(pipelines[i])),
         )
+
+
+def first_pick_regret(rows: Sequence[MetaRow], meta: str, bags: int = 3) -> float | None:
+    """Leave one dataset out on ``rows`` (``bags`` per fit; one alone misses task interactions that
+    resampled tasks find): the mean over held-out tasks of 1 − the within-task percentile of the first
+    pick; None with fewer than 3 datasets."""
+    datasets = sorted({dataset_of(r.task) for r in rows})
+    if len(datasets) < 3:
+        return None
+    regrets = []
+    for ds in datasets:
+        train = [r for r in rows if dataset_of(r.task) != ds]
+        ranker = Ranker.fit(train, bags=bags, meta=meta)
+        for task in sorted({r.task for r in rows if dataset_of(r.task) == ds}):
+            held = [r for r in rows if r.task == task]
+            pick = ranker.order([r.pipeline for r in held], held[0].meta)[0]
+            regrets.append(1.0 - float(percentiles(held)[pick]))
+    return float(np.mean(regrets))
+
+
+def meta_helps(rows: Sequence[MetaRow]) -> bool:
+    """Whether the rows' meta-features improve the first pick on datasets left out (needs ≥ 4 datasets
+    and a strictly lower :func:`first_pick_regret`; else the simpler model without them)."""
+    if not any(r.meta for r in rows) or len({dataset_of(r.task) for r in rows}) < 4:
+        return False
+    with_meta, without = first_pick_regret(rows, "use"), first_pick_regret(rows, "ignore")
+    return with_meta is not None and without is not None and with_meta < without
 
 
 def _matrix(vectors: Sequence[Vector], columns: Sequence[str]) -> np.ndarray:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from search.meta_rows import MetaRow, RowsError
-from search.ranker import Ranker, cost, percentiles
+from search.ranker import Ranker, cost, dataset_of, percentiles
 
 
 @dataclass(frozen=True)
@@ -40,28 +40,26 @@ def _by_pipeline(rows: Sequence[MetaRow]) -> tuple[list[MetaRow], np.ndarray]:
     return firsts, np.array([np.mean([r.score for r in g]) for g in groups.values()])
 
 
-def dataset_of(task: str) -> str:
-    """The dataset of a task name ``dataset/variant`` (the shipped rows' convention): leave a whole dataset
-    out, never just one of its variants."""
-    return task.split("/", 1)[0]
-
-
-def evaluate(rows: Sequence[MetaRow], *, bags: int = 5, by_dataset: bool = False) -> list[TaskRegret]:
+def evaluate(
+    rows: Sequence[MetaRow], *, bags: int = 5, by_dataset: bool = False, meta: str = "auto"
+) -> list[TaskRegret]:
     """Leave-one-task-out regrets (see the module docstring), one entry per task; ``by_dataset``: the
-    training side also leaves out the held-out task's other variants (:func:`dataset_of`)."""
+    training side also leaves out the held-out task's other variants (:func:`dataset_of`). ``meta``: as
+    :meth:`Ranker.fit` (``auto`` decides inside each fold, on that fold's training rows only)."""
     tasks = sorted({r.task for r in rows})
     group = dataset_of if by_dataset else (lambda t: t)
     if len({group(t) for t in tasks}) < 3:
         raise RowsError(
             f"leaving one out needs at least 3 tasks (datasets), got {len({group(t) for t in tasks})}"
         )
-    out = []
+    out, fitted = [], {}
     for task in tasks:
         train = [r for r in rows if group(r.task) != group(task)]
         held, scores = _by_pipeline([r for r in rows if r.task == task])
         best = float(scores.max())
-        meta = held[0].meta
-        order = Ranker.fit(train, bags=bags).order([r.pipeline for r in held], meta)
+        if group(task) not in fitted:  # one fit per held-out group
+            fitted[group(task)] = Ranker.fit(train, bags=bags, meta=meta)
+        order = fitted[group(task)].order([r.pipeline for r in held], held[0].meta)
         pct = percentiles(train)
         mean_pct: dict[str, list[float]] = defaultdict(list)
         for r, p in zip(train, pct, strict=True):

@@ -206,7 +206,8 @@ class Recommender:
     def held_out(self) -> HeldOut | None:
         """Leave one dataset out on the rows (one bag per fit, to stay quick); None with < 3 datasets."""
         try:
-            regrets = evaluate(self.rows, bags=1, by_dataset=True)
+            meta = "use" if self.ranker.uses_meta else "ignore"  # this version's choice, not re-made per fold
+            regrets = evaluate(self.rows, bags=1, by_dataset=True, meta=meta)
         except RowsError:
             return None
         keys = ("one_shot", "top3", "fixed", "random")

@@ -56,7 +56,7 @@ def _synthetic(tasks: int = 6) -> list[MetaRow]:
 
 
 def test_the_ranker_uses_the_task_where_a_fixed_pipeline_cannot() -> None:
-    regrets = evaluate(_synthetic(8))
+    regrets = evaluate(_synthetic(8), meta="use")  # the meta-features decide here (auto: tested below)
     one_shot = np.mean([r.one_shot for r in regrets])
     fixed = np.mean([r.fixed for r in regrets])
     random = np.mean([r.random for r in regrets])
@@ -64,6 +64,21 @@ def test_the_ranker_uses_the_task_where_a_fixed_pipeline_cannot() -> None:
     assert one_shot < 0.03 < fixed and one_shot < random  # 0.0125 here: 1 task of 8 missed
     assert all(r.top3 == 0 for r in regrets)
     assert all(r.configs == 12 for r in regrets)
+
+
+def test_meta_features_are_used_only_where_leaving_datasets_out_says_they_help() -> None:
+    needed = _synthetic(8)  # the best loss depends on the class count: only meta-features tell
+    assert Ranker.fit(needed, bags=1).uses_meta
+    # one loss best everywhere, the meta-features noise that lets the trees tell the tasks apart
+    rng = np.random.default_rng(0)
+    noise = [MetaRow(r.task, r.pipeline, r.score + (0.1 if r.pipeline["loss"]["name"] == "a" else 0.0)
+                     + 0.05 * rng.standard_normal(), {"junk": float(rng.integers(0, 9))}) for r in needed]  # fmt: skip
+    noise = [MetaRow(r.task, r.pipeline, r.score, {"junk": float(hash(r.task) % 97)}) for r in noise]
+    assert not Ranker.fit(noise, bags=1).uses_meta
+    assert not Ranker.fit(needed[:36], bags=1).uses_meta  # 3 datasets: too few to check, the simpler model
+    assert Ranker.fit(needed[:36], bags=1, meta="use").uses_meta
+    with pytest.raises(ValueError, match="auto, use or ignore"):
+        Ranker.fit(needed, meta="yes")
 
 
 def test_unknown_components_teach_and_rows_may_lack_meta() -> None:
