@@ -24,8 +24,8 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
         )
         v.add_argument("--bags", type=int, default=5, help="models bagged over resampled tasks")
         v.add_argument(
-            "--meta", choices=["auto", "use", "ignore"], default="auto",
-            help="the rows' meta-features: auto = only where leaving datasets out says they help",
+            "--meta", choices=["auto", "use", "ignore"], default="use",
+            help="the rows' meta-features (auto: only where leaving datasets out says they help)",
         )  # fmt: skip
         if name == "evaluate":
             v.add_argument("--by-dataset", action="store_true", help="leave out every `dataset/…` variant")

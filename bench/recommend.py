@@ -216,7 +216,7 @@ def main() -> None:
     ap.add_argument("--warm", type=int, default=2, help="the ranker's top pipelines trained first")
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--bags", type=int, default=5, help="the ranker's bagged models")
-    ap.add_argument("--meta", choices=["auto", "use", "ignore"], default="auto", help="meta-features")
+    ap.add_argument("--meta", choices=["auto", "use", "ignore"], default="use", help="meta-features")
     ap.add_argument("--live", metavar="VARIANT", help="run the real warm-started search on this variant")
     ap.add_argument("--live-trials", type=int, default=6, help="trials of --live, the 2 references included")
     args = ap.parse_args()

@@ -41,7 +41,7 @@ def _by_pipeline(rows: Sequence[MetaRow]) -> tuple[list[MetaRow], np.ndarray]:
 
 
 def evaluate(
-    rows: Sequence[MetaRow], *, bags: int = 5, by_dataset: bool = False, meta: str = "auto"
+    rows: Sequence[MetaRow], *, bags: int = 5, by_dataset: bool = False, meta: str = "use"
 ) -> list[TaskRegret]:
     """Leave-one-task-out regrets (see the module docstring), one entry per task; ``by_dataset``: the
     training side also leaves out the held-out task's other variants (:func:`dataset_of`). ``meta``: as

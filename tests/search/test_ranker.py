@@ -56,7 +56,7 @@ def _synthetic(tasks: int = 6) -> list[MetaRow]:
 
 
 def test_the_ranker_uses_the_task_where_a_fixed_pipeline_cannot() -> None:
-    regrets = evaluate(_synthetic(8), meta="use")  # the meta-features decide here (auto: tested below)
+    regrets = evaluate(_synthetic(8))
     one_shot = np.mean([r.one_shot for r in regrets])
     fixed = np.mean([r.fixed for r in regrets])
     random = np.mean([r.random for r in regrets])
@@ -68,15 +68,17 @@ def test_the_ranker_uses_the_task_where_a_fixed_pipeline_cannot() -> None:
 
 def test_meta_features_are_used_only_where_leaving_datasets_out_says_they_help() -> None:
     needed = _synthetic(8)  # the best loss depends on the class count: only meta-features tell
-    assert Ranker.fit(needed, bags=1).uses_meta
+    assert Ranker.fit(needed, bags=1, meta="auto").uses_meta
     # one loss best everywhere, the meta-features noise that lets the trees tell the tasks apart
     rng = np.random.default_rng(0)
-    noise = [MetaRow(r.task, r.pipeline, r.score + (0.1 if r.pipeline["loss"]["name"] == "a" else 0.0)
-                     + 0.05 * rng.standard_normal(), {"junk": float(rng.integers(0, 9))}) for r in needed]  # fmt: skip
-    noise = [MetaRow(r.task, r.pipeline, r.score, {"junk": float(hash(r.task) % 97)}) for r in noise]
-    assert not Ranker.fit(noise, bags=1).uses_meta
-    assert not Ranker.fit(needed[:36], bags=1).uses_meta  # 3 datasets: too few to check, the simpler model
-    assert Ranker.fit(needed[:36], bags=1, meta="use").uses_meta
+    noise = [
+        MetaRow(r.task, r.pipeline, 0.6 + 0.1 * (r.pipeline["loss"]["name"] == "a")
+                + 0.05 * rng.standard_normal(), {"junk": float(int(r.task[4:]) * 37 % 97)})
+        for r in needed
+    ]  # fmt: skip
+    assert not Ranker.fit(noise, bags=1, meta="auto").uses_meta
+    assert not Ranker.fit(needed[:36], bags=1, meta="auto").uses_meta  # 3 datasets: too few to check
+    assert Ranker.fit(needed[:36], bags=1).uses_meta and not Ranker.fit(needed, meta="ignore").uses_meta
     with pytest.raises(ValueError, match="auto, use or ignore"):
         Ranker.fit(needed, meta="yes")
 
