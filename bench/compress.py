@@ -173,6 +173,7 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=64)
     ap.add_argument("--students", nargs="*", default=[], help="labels to run (default: all)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0, help="the students' seed (the teacher's stays 0)")
     ap.add_argument("--labelled", type=int, default=None, help="labelled training rows the students get")
     ap.add_argument("--transfer", nargs="+", default=["none"], choices=["none", "rest", "pool"])
     ap.add_argument("--pool", type=int, default=4000, help="most rows of the `pool` transfer set")
@@ -182,7 +183,7 @@ def main() -> None:
     ap.add_argument("--init", nargs="+", default=["teacher-layers"], choices=["teacher-layers", "random"])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    tr = Training(lr=args.lr, epochs=args.epochs, batch_size=32, max_length=args.max_length)
+    tr = Training(lr=args.lr, epochs=args.epochs, batch_size=32, max_length=args.max_length, seed=args.seed)
     run(args.task, args.sizes, tr, args, Settings.from_env())
 
 
