@@ -132,7 +132,7 @@ def run(name: str, sizes: Sequence[int], tr: Training, args: argparse.Namespace,
             inter = IntermediateSpec(name=args.intermediate, mapping="uniform") if args.intermediate else None
             pipe = Pipeline.vanilla_kd(
                 student=arch.model_copy(update={"init": init}), training=tr, augmentation=aug,
-                **({"intermediate": inter} if inter else {}),
+                intermediate=inter or IntermediateSpec(),
             )  # fmt: skip
             t0 = time.perf_counter()
             r = distill_student(task, teacher, pipe, progress=False, cache_dir=settings.teacher_outputs)

@@ -45,6 +45,7 @@ import optuna
 from search.grid import AXES
 from search.meta_rows import MetaRow, load_meta_rows
 from search.ranker import Ranker, percentiles
+from search.ranker import dataset_of as ranker_dataset
 from store.settings import SHIPPED_PRIORS
 
 Point = tuple[str, str, str]
@@ -58,8 +59,9 @@ def grid_point(pipeline: dict[str, Any]) -> Point:
 
 
 def dataset_of(task: str) -> str:
-    """``sms_spam#3f2a9c1d/500≤5M`` → ``sms_spam``: every variant of a dataset is held out together."""
-    return task.split("/", 1)[0].split("#", 1)[0]
+    """``sms_spam#3f2a9c1d/500≤5M`` → ``sms_spam``: every variant of a dataset is held out together (the
+    ranker's grouping, without the data fingerprint)."""
+    return ranker_dataset(task).split("#", 1)[0]
 
 
 def _training(pipeline: dict[str, Any]) -> str:

@@ -12,10 +12,10 @@
   bootstrap resamples of the *tasks* (``bags`` fixed seeds): the mean is the prediction, the spread its
   uncertainty. Deterministic for given rows.
 * Meta-features (``meta``): ``use`` them (the default), ``ignore`` them, or ``auto``: only where a
-  leave-one-dataset-out check on the rows says they help (:func:`meta_helps`; ≥ 4 datasets, three bags per
-  fit). With few datasets they let the trees memorise tasks (on 7 of the shipped datasets, leaving one out:
-  one-shot regret 1.70 points with them, 1.46 without); on all 10 they help (1.82 vs 1.97), and ``auto``,
-  deciding inside every fold, was worse than either (2.20): bench/RESULTS.md.
+  leave-one-dataset-out check on the rows says they help (``search.ranker_eval.meta_helps``; ≥ 4 datasets,
+  three bags per fit). With few datasets they let the trees memorise tasks (on 7 of the shipped datasets,
+  leaving one out: one-shot regret 1.70 points with them, 1.46 without); on all 10 they help (1.82 vs 1.97),
+  and ``auto``, deciding inside every fold, was worse than either (2.20): bench/RESULTS.md.
 * Ranking: by predicted percentile; ties (within 1e-9) go to the lower uncertainty, then the cheaper
   pipeline (:func:`cost`).
 * :func:`evaluate`: leave one task out; on the held-out task the pick is made among its measured pipelines;
@@ -108,7 +108,7 @@ class Ranker:
     @classmethod
     def fit(cls, rows: Sequence[MetaRow], *, bags: int = 5, meta: str = "use") -> Ranker:
         """``meta``: ``use`` (default) or ``ignore`` the rows' meta-features, or ``auto``
-        (:func:`meta_helps`)."""
+        (``search.ranker_eval.meta_helps``)."""
         tasks = sorted({r.task for r in rows})
         if len(tasks) < 2 or len(rows) < 8:
             raise RowsError(
@@ -116,7 +116,12 @@ class Ranker:
             )
         if meta not in ("auto", "use", "ignore"):
             raise ValueError(f"meta must be auto, use or ignore, not {meta!r}")
-        use = meta_helps(rows) if meta == "auto" else meta == "use"
+        if meta == "auto":
+            from search.ranker_eval import meta_helps  # the check fits rankers itself
+
+            use = meta_helps(rows)
+        else:
+            use = meta == "use"
         meta_columns = sorted({k for r in rows for k in r.meta}) if use else []
         vectors = [cls._vector(r.pipeline, r.meta, meta_columns) for r in rows]
         columns = sorted({k for v in vectors for k in v})
@@ -171,33 +176,6 @@ class Ranker:
             range(len(pipelines)),
             key=lambda i: (-round(float(mean[i]), 9), float(spread[i]), cost(pipelines[i])),
         )
-
-
-def first_pick_regret(rows: Sequence[MetaRow], meta: str, bags: int = 3) -> float | None:
-    """Leave one dataset out on ``rows`` (``bags`` per fit; one alone misses task interactions that
-    resampled tasks find): the mean over held-out tasks of 1 − the within-task percentile of the first
-    pick; None with fewer than 3 datasets."""
-    datasets = sorted({dataset_of(r.task) for r in rows})
-    if len(datasets) < 3:
-        return None
-    regrets = []
-    for ds in datasets:
-        train = [r for r in rows if dataset_of(r.task) != ds]
-        ranker = Ranker.fit(train, bags=bags, meta=meta)
-        for task in sorted({r.task for r in rows if dataset_of(r.task) == ds}):
-            held = [r for r in rows if r.task == task]
-            pick = ranker.order([r.pipeline for r in held], held[0].meta)[0]
-            regrets.append(1.0 - float(percentiles(held)[pick]))
-    return float(np.mean(regrets))
-
-
-def meta_helps(rows: Sequence[MetaRow]) -> bool:
-    """Whether the rows' meta-features improve the first pick on datasets left out (needs ≥ 4 datasets
-    and a strictly lower :func:`first_pick_regret`; else the simpler model without them)."""
-    if not any(r.meta for r in rows) or len({dataset_of(r.task) for r in rows}) < 4:
-        return False
-    with_meta, without = first_pick_regret(rows, "use"), first_pick_regret(rows, "ignore")
-    return with_meta is not None and without is not None and with_meta < without
 
 
 def _matrix(vectors: Sequence[Vector], columns: Sequence[str]) -> np.ndarray:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -83,6 +83,20 @@ def evaluate(
             )
         )
     return out
+
+
+def meta_helps(rows: Sequence[MetaRow], bags: int = 3) -> bool:
+    """Whether the rows' meta-features improve the first pick on datasets left out: :func:`evaluate` by
+    dataset on within-task percentiles (scale-free), ``bags`` per fit (one alone misses task interactions
+    that resampled tasks find); needs ≥ 4 datasets and a strictly lower mean one-shot regret with them."""
+    if not any(r.meta for r in rows) or len({dataset_of(r.task) for r in rows}) < 4:
+        return False
+    ranked = [replace(r, score=float(p)) for r, p in zip(rows, percentiles(rows), strict=True)]
+
+    def regret(meta: str) -> float:
+        return float(np.mean([r.one_shot for r in evaluate(ranked, bags=bags, by_dataset=True, meta=meta)]))
+
+    return regret("use") < regret("ignore")
 
 
 def report(regrets: Sequence[TaskRegret], scale: float = 1.0) -> str:
