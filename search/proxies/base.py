@@ -104,7 +104,7 @@ class Proxy(ABC):
 
     Higher is better. A proxy computes named raw *terms* per student (:meth:`measure`, after teacher-side
     state from :meth:`prepare`); :meth:`combine` turns the terms of a population into scores. For most
-    proxies the single term is the score; multi-term proxies (``diswot``) rank each term within the
+    proxies the single term is the score; rank proxies (``diswot_size``) rank each term within the
     population, so their scores compare students scored together.
     """
 

@@ -13,8 +13,8 @@ from search.proxies import PROXIES, ProxyBatch, ProxyModel, build_proxy, random_
 from search.proxies.flops import bert_flops, hooked_flops
 
 NAMES = [
-    "diswot", "diswot_relation", "diswot_semantic", "diswot_size", "fisher", "flops", "grad_norm", "nwot",
-    "params", "snip", "synflow",
+    "body_params", "diswot", "diswot_relation", "diswot_semantic", "diswot_size", "fisher", "flops",
+    "grad_norm", "nwot", "params", "snip", "synflow",
 ]  # fmt: skip
 LABELS = torch.tensor([0, 1, 2, 0, 1, 2])
 
@@ -126,6 +126,15 @@ def test_size_proxies_grow_with_depth(text_batch: ProxyBatch, image_batch: Proxy
         assert by_depth == sorted(by_depth) and len(set(by_depth)) == 3
         cnns = [proxy(cnn(8, 1), cnn(8, n), image_batch) for n in (1, 2, 3)]
         assert cnns == sorted(cnns) and len(set(cnns)) == 3
+
+
+def test_body_params_leave_the_embedding_tables_out(text_batch: ProxyBatch) -> None:
+    net = bert(layers=2, hidden=16)
+    tables = (100 + 32 + 2) * 16  # word (vocab 100), position (32), token type (2) tables, 16 wide
+    total = sum(p.numel() for p in net.parameters())
+    student = ProxyModel.from_hf(net)
+    assert build_proxy("body_params")(student, student, text_batch) == total - tables
+    assert build_proxy("params")(student, student, text_batch) == total
 
 
 def test_bert_flops_is_the_linear_layers_plus_attention_products(

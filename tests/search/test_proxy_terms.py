@@ -116,24 +116,43 @@ def test_relation_term_is_the_flattened_map_batch_gram_distance_in_train_mode(ba
     assert build_proxy("diswot_relation")(teacher, student, batch) == pytest.approx(expected, rel=1e-9)
 
 
-def test_diswot_ranks_both_terms_within_the_population(batch: ProxyBatch) -> None:
+def test_diswot_is_the_papers_sum_of_both_terms_alone_or_in_a_population(batch: ProxyBatch) -> None:
     teacher = model(1)[1]
     students = [model(s)[1] for s in (2, 3, 4, 5)]
     sem = build_proxy("diswot_semantic").score_all(teacher, students, batch)
     rel = build_proxy("diswot_relation").score_all(teacher, students, batch)
-    scores = build_proxy("diswot").score_all(teacher, students, batch)
-    raw = [s + r for s, r in zip(sem, rel, strict=True)]  # ties of the mean rank fall to the paper's raw sum
-    d = 1e-6
-    expected = [
-        (1 - d) * (a + b) / 2 + d * t for a, b, t in zip(ranks(sem), ranks(rel), ranks(raw), strict=True)
-    ]
+    expected = [s + r for s, r in zip(sem, rel, strict=True)]
+    assert build_proxy("diswot").score_all(teacher, students, batch) == pytest.approx(expected, rel=1e-12)
+    assert build_proxy("diswot")(teacher, students[0], batch) == pytest.approx(expected[0], rel=1e-12)
+    assert len(set(expected)) > 1
+
+
+def test_diswot_size_is_the_mean_of_the_diswot_and_body_size_ranks(batch: ProxyBatch) -> None:
+    teacher = model(1)[1]
+    students = [model(s)[1] for s in (2, 3, 4, 5)]
+    diswot = build_proxy("diswot").score_all(teacher, students, batch)
+    body = 2 + 2 * 2 + 2 * K  # conv 1→2 (2), BN γ and β (2 × 2), fc 2→3 (6): all the same size
+    assert build_proxy("body_params").score_all(teacher, students, batch) == [float(body)] * 4
+    scores = build_proxy("diswot_size").score_all(teacher, students, batch)
+    d = 1e-6  # equal sizes: the order is DisWOT's
+    expected = [(1 - d) * (r + 0.5) / 2 + d * r for r in ranks(diswot)]
     assert scores == pytest.approx(expected, rel=0, abs=1e-12)
-    assert len(set(scores)) > 1
-    opposite = build_proxy("diswot").combine(
-        [{"diswot_semantic": a, "diswot_relation": b} for a, b in ((1.0, 0.3), (2.0, 0.2), (4.0, 0.1))]
-    )  # the terms disagree exactly: every mean rank is ½; the raw sums (1.3, 2.2, 4.1) order them
-    assert opposite[0] < opposite[1] < opposite[2] and opposite == pytest.approx([0.5] * 3, abs=1e-6)
-    assert build_proxy("diswot")(teacher, students[0], batch) == pytest.approx(sem[0] + rel[0])
+    proxy = build_proxy("diswot_size")
+    three = proxy.combine(
+        [
+            {"diswot_semantic": a, "diswot_relation": 0.0, "diswot": a, "body_params": p}
+            for a, p in ((-1.0, 10), (-2.0, 30), (-3.0, 20))
+        ]
+    )  # DisWOT ranks 1, ½, 0; size ranks 0, 1, ½: means ½, ¾, ¼
+    assert three == pytest.approx([0.5, 0.75, 0.25], abs=1e-5) and three[1] > three[0] > three[2]
+    tied = proxy.combine(
+        [
+            {"diswot_semantic": a, "diswot_relation": 0.0, "diswot": a, "body_params": p}
+            for a, p in ((-1.0, 10), (-2.0, 20))
+        ]
+    )  # both means ½: the DisWOT score breaks the tie
+    assert tied[0] > tied[1]
+    assert build_proxy("diswot_size")(teacher, students[0], batch) == pytest.approx(diswot[0], rel=1e-12)
     assert ranks([3.0, 1.0, 2.0, 2.0]) == [1.0, 0.0, 0.5, 0.5] and ranks([7.0]) == [0.5]
 
 
