@@ -44,9 +44,9 @@ class Block(nn.Module):
 class ResNet(nn.Module):
     """CIFAR-style ResNet: stem 16, stages 16/32/64 (strides 1/2/2), GAP, linear head."""
 
-    def __init__(self, depths: tuple[int, int, int], classes: int = 10) -> None:
+    def __init__(self, depths: tuple[int, int, int], classes: int = 10, channels: int = 1) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(1, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        self.stem = nn.Sequential(nn.Conv2d(channels, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
         stages, c_in = [], 16
         for i, (n, c) in enumerate(zip(depths, (16, 32, 64), strict=True)):
             blocks = [Block(c_in if j == 0 else c, c, 2 if (i and j == 0) else 1) for j in range(n)]
@@ -111,9 +111,9 @@ def train(
             sched.step()
 
 
-def build(depths: tuple[int, int, int], seed: int) -> ResNet:
+def build(depths: tuple[int, int, int], seed: int, classes: int = 10, channels: int = 1) -> ResNet:
     torch.manual_seed(seed)
-    return ResNet(depths)
+    return ResNet(depths, classes, channels)
 
 
 def teacher_model(epochs: int = 30) -> ResNet:

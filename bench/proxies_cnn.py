@@ -61,7 +61,7 @@ def proxy_batch(seed: int, size: int) -> ProxyBatch:
 
 
 def score(teacher: torch.nn.Module, names: list[str], seed: int, size: int) -> tuple[dict, float]:
-    """Every proxy's population scores (+ raw DisWOT terms and their paper sum), and seconds for diswot."""
+    """Every proxy's population scores (+ the mean rank of DisWOT's two terms), and seconds for diswot."""
     batch = proxy_batch(seed, size)
     t_model = ProxyModel.from_torch(teacher, "layer3")
     students = [ProxyModel.from_torch(build(a, seed=1000 + seed), "layer3") for a in ARCHS]
@@ -74,10 +74,10 @@ def score(teacher: torch.nn.Module, names: list[str], seed: int, size: int) -> t
         terms = [proxy.measure(t_model, s, batch, state) for s in students]
         if name == "diswot":
             seconds = time.perf_counter() - t0
-            for k in terms[0]:
-                out[k] = [t[k] for t in terms]
-            out["diswot (paper: raw sum)"] = [proxy.total(t) for t in terms]
         out[name] = proxy.combine(terms)
+    if "diswot_semantic" in out and "diswot_relation" in out:
+        sem, rel = ranks(out["diswot_semantic"]), ranks(out["diswot_relation"])
+        out["mean rank of DisWOT's two terms"] = [(a + b) / 2 for a, b in zip(sem, rel, strict=True)]
     return out, seconds
 
 
@@ -98,19 +98,16 @@ def run(seeds: list[int], size: int, epochs: int, floor: bool) -> None:
     params = [sum(p.numel() for p in build(a, 0).parameters()) for a in ARCHS]
     order = sorted(range(len(ARCHS)), key=lambda i: (params[i], i))
     bins = [order[i : i + len(ARCHS) // BINS] for i in range(0, len(ARCHS), len(ARCHS) // BINS)]
-    names = [n for n in PROXIES.names() if n != "flops"]  # flops ∝ params here up to the stem
+    names = [n for n in PROXIES.names() if n not in ("flops", "body_params")]  # ∝ params here
     results: dict[tuple[str, str], list[tuple[float, ...]]] = {}
     rate = []
     for seed in seeds:
         for mode in ("trained", "random"):
             teacher = teacher_model() if mode == "trained" else build(TEACHER_DEPTH, seed=100 + seed)
-            use = names if mode == "trained" else ["diswot", "diswot_size"]
+            use = names if mode == "trained" else [n for n in names if n.startswith("diswot")]
             scores, seconds = score(teacher, use, seed, size)
             if mode == "trained":
                 rate.append(len(ARCHS) / seconds)
-            scores["diswot + params (rank mean)"] = [
-                (a + b) / 2 for a, b in zip(scores["diswot"], ranks([float(p) for p in params]), strict=True)
-            ]
             for name, values in scores.items():
                 results.setdefault((name, mode), []).append(correlations(values, accs, bins))
     train_s = sum(gt["seconds"].values())
