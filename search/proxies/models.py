@@ -1,9 +1,10 @@
 """How a proxy sees a network: :class:`ProxyModel`, one pass giving ``(features, logits)``.
 
 * **features** — the map the classifier head reads before global pooling.
-  CNNs (any ``nn.Module`` whose forward returns logits): the output ``(B, C, H, W)`` of the last module before
-  global pooling, found by a forward hook (the last module, in completion order, whose output is 4-D with
-  ``H·W > 1``), or the module named / returned by ``features=``. *Channels* are the ``C`` maps.
+  CNNs (any ``nn.Module`` whose forward returns logits, or a tuple or mapping holding them, see
+  :func:`as_logits`): the output ``(B, C, H, W)`` of the last module before global pooling, found by a
+  forward hook (the last module, in completion order, whose output is 4-D with ``H·W > 1``), or the
+  module named / returned by ``features=``. *Channels* are the ``C`` maps.
   Hugging Face sequence classifiers (BERT, RoBERTa, DistilBERT, DeBERTa, ELECTRA, ALBERT, …): the last
   hidden states ``(B, T, H)`` from ``output_hidden_states=True`` of the model's own forward (the head is
   never re-implemented); *channels* are the ``H`` hidden units, *positions* the ``T`` tokens, and
@@ -78,6 +79,22 @@ class _CNN(nn.Module):
         return self.classifier(self.features(images).mean((2, 3)))
 
 
+def as_logits(out: Any) -> Tensor:
+    """The logits in a forward's output: the tensor itself, a ``.logits`` / ``["logits"]`` entry (HF-style
+    outputs, dicts), or the last 2-D tensor of a tuple/list (``(features, logits)``, as NAS-Bench-201's and
+    DisWOT's own models return)."""
+    if isinstance(out, Tensor):
+        return out
+    found = getattr(out, "logits", None)
+    if found is None and isinstance(out, dict):
+        found = out.get("logits")
+    if found is None and isinstance(out, tuple | list):
+        found = next((o for o in reversed(out) if isinstance(o, Tensor) and o.dim() == 2), None)
+    if not isinstance(found, Tensor):
+        raise ValueError(f"cannot find the logits in a forward output of type {type(out).__name__}")
+    return found
+
+
 def _run_hooked(module: nn.Module, images: Tensor) -> tuple[list[tuple[nn.Module, Tensor]], Tensor]:
     """Every sub-module's tensor output in completion order, and the logits."""
     seen: list[tuple[nn.Module, Tensor]] = []
@@ -89,7 +106,7 @@ def _run_hooked(module: nn.Module, images: Tensor) -> tuple[list[tuple[nn.Module
     handles = [m.register_forward_hook(hook) for m in module.modules() if m is not module]
     try:
         with torch.no_grad():
-            logits = module(images)
+            logits = as_logits(module(images))
     finally:
         for h in handles:
             h.remove()
@@ -156,20 +173,20 @@ class TorchProxyModel(ProxyModel):
         out: list[Tensor] = []
         handle = self.feature_module(batch).register_forward_hook(lambda _m, _i, o: out.append(o))
         try:
-            logits = self.module(batch.images)
+            logits = as_logits(self.module(batch.images))
         finally:
             handle.remove()
         return out[-1], logits
 
     def classifier(self, batch: ProxyBatch) -> nn.Linear:
         if self._classifier is None:
-            self._classifier = find_classifier(self.module, lambda: self.module(batch.images))
+            self._classifier = find_classifier(self.module, lambda: as_logits(self.module(batch.images)))
         return self._classifier
 
     def ones_logits(self, batch: ProxyBatch) -> Tensor:
         assert batch.images is not None
         p = next(self.module.parameters())
-        return self.module(torch.ones(1, *batch.images.shape[1:], dtype=p.dtype, device=p.device))
+        return as_logits(self.module(torch.ones(1, *batch.images.shape[1:], dtype=p.dtype, device=p.device)))
 
 
 class HFProxyModel(ProxyModel):

@@ -89,6 +89,29 @@ def _hf_models() -> list[nn.Module]:
     ]
 
 
+class Pair(Net):
+    """``forward`` returns ``(pooled features, logits)``, as NAS-Bench-201's and DisWOT's models do."""
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        pooled = F.adaptive_avg_pool2d(self.stage2(self.stage1(self.stem(x))), 1).flatten(1)
+        return pooled, self.fc(pooled)
+
+
+class Named(Net):
+    """``forward`` returns ``{"logits": …}``."""
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        return {"logits": super().forward(x)}
+
+
+def test_rank_reads_logits_from_tuples_and_mappings() -> None:
+    plain = rank(Net(3, seed=0), [Net(d, seed=d) for d in (1, 2, 3)], IMAGES, LABELS, proxy="diswot")
+    for cls in (Pair, Named):
+        got = rank(cls(3, seed=0), [cls(d, seed=d) for d in (1, 2, 3)], IMAGES, LABELS, proxy="diswot")
+        assert got == pytest.approx(plain, rel=1e-9)
+    assert len(set(plain)) == 3
+
+
 @pytest.mark.parametrize("proxy", ["diswot", "diswot_size", "nwot", "synflow", "fisher", "grad_norm"])
 def test_rank_hf_families_through_hidden_states(proxy: str) -> None:
     models = [m.eval() for m in _hf_models()]
