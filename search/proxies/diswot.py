@@ -55,7 +55,7 @@ class DiswotSize(RankProxy, Diswot):
 
     def _measure(self, student: ProxyModel, batch: ProxyBatch, state: Any) -> Terms:
         out = super()._measure(student, batch, state)
-        return {**out, DISWOT: out[SEMANTIC] + out[RELATION], SIZE: float(body_param_count(student.module))}
+        return {**out, DISWOT: Diswot.total(self, out), SIZE: float(body_param_count(student.module))}
 
     def total(self, terms: Terms) -> float:
         return terms[DISWOT]
