@@ -25,6 +25,7 @@ from bench.cnn_space import ARCHS, TEACHER_DEPTH, build, digits, ground_truth, t
 from search.proxies import PROXIES, ProxyBatch, ProxyModel, build_proxy, ranks
 
 BINS = 8
+MIX_WEIGHTS = (0.1, 0.25, 0.75)
 
 
 def correlations(scores: list[float], accs: list[float], bins: list[list[int]]) -> tuple[float, ...]:
@@ -52,6 +53,17 @@ def add_term_rank_mean(scores: dict[str, list[float]]) -> None:
     if "diswot_semantic" in scores and "diswot_relation" in scores:
         sem, rel = ranks(scores["diswot_semantic"]), ranks(scores["diswot_relation"])
         scores["mean rank of DisWOT's two terms"] = [(a + b) / 2 for a, b in zip(sem, rel, strict=True)]
+
+
+def add_size_mixes(scores: dict[str, list[float]], size: str) -> None:
+    """Add ``w · rank(diswot) + (1 − w) · rank(size)`` for ``w`` in ``MIX_WEIGHTS``: how much DisWOT adds to
+    size (``w`` = ½ is ``diswot_size``; ties broken by DisWOT, as ``size_then_diswot`` does)."""
+    if "diswot" in scores and size in scores:
+        d, s = ranks(scores["diswot"]), ranks(scores[size])
+        for w in MIX_WEIGHTS:
+            scores[f"{w:g} · rank(diswot) + {1 - w:g} · rank(size)"] = [
+                w * a + (1 - w) * b + 1e-9 * a for a, b in zip(d, s, strict=True)
+            ]
 
 
 def print_table(results: dict[tuple[str, str], list[tuple[float, ...]]], within: str) -> None:

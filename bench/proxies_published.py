@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from bench.cnn_space import ARCHS, build
-from bench.proxies_cnn import add_term_rank_mean, correlations, print_table, size_bins
+from bench.proxies_cnn import add_size_mixes, add_term_rank_mean, correlations, print_table, size_bins
 from search.proxies import PROXIES, ProxyBatch, ProxyModel, build_proxy
 
 CLASSES = 100
@@ -104,6 +104,7 @@ def run(gt_path: Path, seeds: list[int], size: int, kind: str, init: str, teache
         students = [network(a, 1000 + seed, init) for a in ARCHS]
         scores = {name: build_proxy(name, seed).score_all(teacher, students, batch) for name in names}
         add_term_rank_mean(scores)
+        add_size_mixes(scores, "params")
         for name, values in scores.items():
             results.setdefault((name, f"random {teacher_depth * 6 + 2}"), []).append(
                 correlations(values, accs, bins)

@@ -1,9 +1,9 @@
 """Scoring student architectures with zero-cost proxies: a table of rows (:func:`score_candidates`), or a
 population-level ``fitness`` for the student search (:class:`ProxyFitness`).
 
-Rank proxies (``diswot_size``) rank their terms within the population scored, so a candidate's score is
-only meaningful next to the others scored with it: ``score_candidates`` ranks the archs given, and the
-search ranks the whole population it evaluated (``ProxyFitness.combine``).
+Rank proxies (``size_then_diswot``, ``diswot_size``) rank their terms within the population scored, so a
+candidate's score is only meaningful next to the others scored with it: ``score_candidates`` ranks the
+archs given, and the search ranks the whole population it evaluated (``ProxyFitness.combine``).
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def score_candidates(
 class ProxyFitness:
     """A population-level ``fitness`` for ``regularized_evolution``: ``fitness(arch)`` gives the raw terms
     of every proxy (``score``: ``proxies[0]``'s raw single-candidate score); ``combine(rows)`` scores a
-    population of such rows with ``proxies[0]`` (ranks within it for ``diswot_size``)."""
+    population of such rows with ``proxies[0]`` (ranks within it for the rank proxies)."""
 
     def __init__(
         self,

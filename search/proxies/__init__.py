@@ -1,9 +1,10 @@
 """Zero-cost proxies that rank students (against a teacher) without training, filed in ``PROXIES``.
 
-``rank(teacher, students, inputs, labels, proxy="diswot_size")`` is the entry point (one float per student,
-higher = better) for torch CNNs and Hugging Face classifiers. Lower level: ``build_proxy(name, seed)`` gives
-``proxy(teacher, student, batch) -> float`` and ``proxy.score_all(teacher, students, batch)``; networks are
-wrapped with ``ProxyModel.from_hf`` / ``from_torch`` / ``from_cnn`` (see ``search.proxies.models``).
+``rank(teacher, students, inputs, labels, proxy="size_then_diswot")`` is the entry point (one float per
+student, higher = better) for torch CNNs and Hugging Face classifiers. Lower level:
+``build_proxy(name, seed)`` gives ``proxy(teacher, student, batch) -> float`` and
+``proxy.score_all(teacher, students, batch)``; networks are wrapped with ``ProxyModel.from_hf`` /
+``from_torch`` / ``from_cnn`` (see ``search.proxies.models``).
 """
 
 from distill.plugin import import_submodules

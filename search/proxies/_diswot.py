@@ -1,6 +1,6 @@
 """DisWOT's two similarity terms (Dong, Li & Wei, CVPR 2023), shared by ``diswot_semantic``,
-``diswot_relation``, ``diswot`` and ``diswot_size``. Gram arithmetic runs in float64; both networks are scored
-in train mode (see ``base.scoring``), as in DisWOT's code.
+``diswot_relation``, ``diswot`` and the rank proxies. Gram arithmetic runs in float64; both networks are
+scored in train mode (see ``base.scoring``), as in DisWOT's code.
 
 **Semantic term** (paper eq. 3–4; code: ``semantic_similarity_metric``). One mean cross-entropy backward per
 network gives the gradient of the classifier weight, ``g = ∂L/∂W ∈ ℝ^{K×C}`` (Grad-CAM-like channel

@@ -104,8 +104,8 @@ class Proxy(ABC):
 
     Higher is better. A proxy computes named raw *terms* per student (:meth:`measure`, after teacher-side
     state from :meth:`prepare`); :meth:`combine` turns the terms of a population into scores. For most
-    proxies the single term is the score; rank proxies (``diswot_size``) rank each term within the
-    population, so their scores compare students scored together.
+    proxies the single term is the score; rank proxies (``size_then_diswot``, ``diswot_size``) rank their
+    terms within the population, so their scores compare students scored together.
     """
 
     name: ClassVar[str]

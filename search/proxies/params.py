@@ -1,4 +1,4 @@
-"""``params`` and ``body_params``: the student's size (baselines, and the size term of ``diswot_size``)."""
+"""``params`` and ``body_params``: the student's size (baselines, and the size term of the rank proxies)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from search.proxies.batch import ProxyBatch
 from search.proxies.models import FeatureSpec, ProxyModel
 
 #: The proxy ``rank`` and the student search use by default (see bench/RESULTS.md for the choice).
-DEFAULT_PROXY = "diswot_size"
+DEFAULT_PROXY = "size_then_diswot"
 
 
 def as_proxy_model(model: nn.Module | ProxyModel, features: FeatureSpec = None) -> ProxyModel:
@@ -57,8 +57,8 @@ def rank(
     ``inputs``/``labels``: one labelled batch (a few dozen examples; every class present helps).
     ``features``: for torch modules, the feature-map module (name, module, or ``module -> sub-module``;
     default: found by hooks, the last 4-D map before global pooling), used for teacher and students alike.
-    Rank proxies (the default ``diswot_size``) rank their terms within ``students``: compare scores of one
-    call only (``diswot``, the paper's score, is absolute).
+    Rank proxies (the default ``size_then_diswot``, ``diswot_size``) rank their terms within ``students``:
+    compare scores of one call only (``diswot``, the paper's score, is absolute).
     Models are handed back unchanged (modes, weights, buffers, ``requires_grad``).
     """
     batch = as_batch(inputs, labels)

@@ -14,7 +14,7 @@ from search.proxies.flops import bert_flops, hooked_flops
 
 NAMES = [
     "body_params", "diswot", "diswot_relation", "diswot_semantic", "diswot_size", "fisher", "flops",
-    "grad_norm", "nwot", "params", "snip", "synflow",
+    "grad_norm", "nwot", "params", "size_then_diswot", "snip", "synflow",
 ]  # fmt: skip
 LABELS = torch.tensor([0, 1, 2, 0, 1, 2])
 

@@ -156,6 +156,20 @@ def test_diswot_size_is_the_mean_of_the_diswot_and_body_size_ranks(batch: ProxyB
     assert ranks([3.0, 1.0, 2.0, 2.0]) == [1.0, 0.0, 0.5, 0.5] and ranks([7.0]) == [0.5]
 
 
+def test_size_then_diswot_orders_by_body_size_then_by_diswot(batch: ProxyBatch) -> None:
+    proxy = build_proxy("size_then_diswot")
+    rows = [
+        {"diswot_semantic": a, "diswot_relation": 0.0, "diswot": a, "body_params": p}
+        for a, p in ((-1.0, 10), (-3.0, 30), (-2.0, 20), (-0.5, 20), (float("nan"), 20), (-1.0, 10))
+    ]  # keys (10, −1) ×2 < (20, NaN→−∞) < (20, −2) < (20, −0.5) < (30, −3); ranks 1.5, 6, 4, 5, 3, 1.5 of 6
+    assert proxy.combine(rows) == pytest.approx([0.1, 1.0, 0.6, 0.8, 0.4, 0.1])
+    teacher = model(1)[1]
+    students = [model(s)[1] for s in (2, 3, 4, 5)]  # all the same body size: DisWOT's order
+    diswot = build_proxy("diswot").score_all(teacher, students, batch)
+    assert proxy.score_all(teacher, students, batch) == pytest.approx(ranks(diswot))
+    assert proxy(teacher, students[0], batch) == pytest.approx(diswot[0], rel=1e-12)
+
+
 def test_gradient_proxies_use_conv_and_linear_weights_only(batch: ProxyBatch) -> None:
     net, student = model(2, bn=False)
     h = by_hand(net, images())

@@ -112,7 +112,9 @@ def test_rank_reads_logits_from_tuples_and_mappings() -> None:
     assert len(set(plain)) == 3
 
 
-@pytest.mark.parametrize("proxy", ["diswot", "diswot_size", "nwot", "synflow", "fisher", "grad_norm"])
+@pytest.mark.parametrize(
+    "proxy", ["diswot", "diswot_size", "size_then_diswot", "nwot", "synflow", "fisher", "grad_norm"]
+)
 def test_rank_hf_families_through_hidden_states(proxy: str) -> None:
     models = [m.eval() for m in _hf_models()]
     g = torch.Generator().manual_seed(0)
