@@ -66,8 +66,8 @@ class DiswotSize(RankProxy, Diswot):
 @register("size_then_diswot", "Body size, DisWOT between students of equal size (default)")
 class SizeThenDiswot(DiswotSize):
     """Over a population, the rank of ``(body_params, −(D_sem + D_rel))`` in lexicographic order, scaled to
-    ``[0, 1]``: the bigger body ranks higher; students of exactly the same body size (heads, vocabulary or
-    embedding width differ) are ordered by DisWOT. One candidate alone scores its DisWOT score.
+    ``[0, 1]``: the bigger body ranks higher; students of exactly the same body size (head count or
+    a pruned vocabulary differ) are ordered by DisWOT. One candidate alone scores its DisWOT score.
 
     Why: size predicted distilled accuracy better than DisWOT on every ground truth measured, within
     near-equal sizes as well, and each step of weight moved from size to DisWOT lowered Kendall τ
