@@ -120,7 +120,7 @@ def run(dataset: str, args: argparse.Namespace) -> None:
     groups = [name for name, g in groups_def.items() for _ in g]
     gt_seeds = [int(x) for x in args.gt_seeds.split(",")]
     runs = [distilled(task, teacher, archs, ml, epochs, args.lr, settings, seed=s) for s in gt_seeds]
-    accs = [statistics.fmean(r[0][i] for r in runs) for i in range(len(archs))]
+    accs = mean_accuracies([r[0] for r in runs])
     train_s = runs[0][1]
     val = encode_fixed(task.validation, teacher.tokenizer, ml, torch.arange(task.num_labels))
     majority = max(collections.Counter(val.labels.tolist()).values()) / len(val.labels)
@@ -166,13 +166,18 @@ def run(dataset: str, args: argparse.Namespace) -> None:
         print_noise_floor(runs, bins)
 
 
+def mean_accuracies(runs: list[list[float]]) -> list[float]:
+    """Each student's accuracy averaged over training runs (one list per run, the students in order)."""
+    return [statistics.fmean(col) for col in zip(*runs, strict=True)]
+
+
 def print_noise_floor(runs: list[tuple[list[float], float]], bins: list[list[int]]) -> None:
     """How far the ground truth itself reproduces: each training seed's accuracies against the mean of the
     others' (mean over seeds), overall and within groups. A proxy cannot be measured much above this."""
     rows = []
     for k, (accs, _) in enumerate(runs):
-        rest = [r[0] for j, r in enumerate(runs) if j != k]
-        rows.append(correlations(accs, [statistics.fmean(col) for col in zip(*rest, strict=True)], bins))
+        rest = mean_accuracies([r[0] for j, r in enumerate(runs) if j != k])
+        rows.append(correlations(accs, rest, bins))
     tau, rho, w_tau, w_rho = (statistics.fmean(c) for c in zip(*rows, strict=True))
     print(
         f"ground-truth noise floor: one training seed against the mean of the other {len(runs) - 1}: "

@@ -76,9 +76,7 @@ class SizeThenDiswot(DiswotSize):
     """
 
     def combine(self, terms: Sequence[Terms]) -> list[float]:
-        def clean(v: float) -> float:
-            return v if v == v else -float("inf")  # NaN ranks lowest
-
-        keys = [(clean(t[SIZE]), clean(t[DISWOT])) for t in terms]
-        code = {k: i for i, k in enumerate(sorted(set(keys)))}
-        return ranks([float(code[k]) for k in keys])
+        # each term's rank keeps its order (NaN lowest, see ``ranks``); the pairs sort lexicographically
+        keys = list(zip(ranks([t[SIZE] for t in terms]), ranks([t[DISWOT] for t in terms]), strict=True))
+        position = {k: i for i, k in enumerate(sorted(set(keys)))}
+        return ranks([float(position[k]) for k in keys])
