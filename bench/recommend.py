@@ -43,7 +43,7 @@ from typing import Any
 import optuna
 
 from search.grid import AXES
-from search.meta_rows import MetaRow, load_meta_rows
+from search.meta_rows import MetaRow, load_meta_rows, pipeline_key
 from search.ranker import Ranker, percentiles
 from search.ranker import dataset_of as ranker_dataset
 from store.settings import SHIPPED_PRIORS
@@ -154,7 +154,7 @@ def extras(path: Path) -> dict[tuple[str, str], tuple[float, float]]:
     out = {}
     with path.open(newline="", encoding="utf-8") as f:
         for rec in csv.DictReader(f):
-            key = json.dumps(json.loads(rec["pipeline"]), sort_keys=True)
+            key = pipeline_key(json.loads(rec["pipeline"]))
             acc = rec.get("accuracy") or rec.get("score")
             out[(rec["task"], key)] = (float(acc), float(rec.get("wall_seconds") or 0.0))
     return out

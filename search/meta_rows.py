@@ -5,7 +5,8 @@ One row per finished trial, in a CSV (UTF-8, header) or Parquet file:
 =================  ==================================================================================
 ``task``           required: the task (dataset) the trial ran on; rows of one task are compared
 ``pipeline``       required: the pipeline as JSON (``distill.pipeline.Pipeline``'s fields); names this
-                   installation lacks are kept (they still teach), only never recommended
+                   installation lacks are kept (they still teach), only never recommended;
+                   ``training.seed`` is not part of the pipeline (trials under several seeds are repeats)
 ``score``          required (or ``accuracy``): the trial's score, higher is better, any scale or sign
 ``teacher_score``  optional: the teacher's score on the task
 any other column   optional: numeric meta-features of the task (missing values allowed); text ignored
@@ -44,8 +45,17 @@ class MetaRow:
 
     @property
     def key(self) -> str:
-        """The pipeline's identity across tasks (canonical JSON)."""
-        return json.dumps(self.pipeline, sort_keys=True)
+        """The pipeline's identity across tasks: :func:`pipeline_key`."""
+        return pipeline_key(self.pipeline)
+
+
+def pipeline_key(pipeline: dict[str, Any]) -> str:
+    """A pipeline's identity: canonical JSON without ``training.seed`` (trials of one pipeline under other
+    seeds are repeats of it, not other pipelines)."""
+    training = pipeline.get("training")
+    if isinstance(training, dict) and "seed" in training:
+        pipeline = {**pipeline, "training": {k: v for k, v in training.items() if k != "seed"}}
+    return json.dumps(pipeline, sort_keys=True)
 
 
 def _number(value: Any) -> float:

@@ -6,8 +6,8 @@
 * Features: the pipeline JSON flattened generically (:func:`pipeline_vector`): numbers as they are (trees
   need no scaling), names one-hot (``loss.name=kl``), lists of names multi-hot (``augmentation.ops=eda_swap``:
   an op set, whatever its order), and a component's parameters *missing* (NaN) where the pipeline does not
-  use them; plus the rows' numeric meta-feature columns (NaN where missing). Names this installation lacks
-  are features like any other.
+  use them (the training seed is no feature: it is not a choice); plus the rows' numeric meta-feature
+  columns (NaN where missing). Names this installation lacks are features like any other.
 * Model: scikit-learn's histogram gradient boosting (native NaN handling, no subsampling), bagged over
   bootstrap resamples of the *tasks* (``bags`` fixed seeds): the mean is the prediction, the spread its
   uncertainty. Deterministic for given rows.
@@ -38,6 +38,8 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from search.meta_rows import MetaRow, RowsError
 
 Vector = dict[str, float]
+#: Pipeline fields that are not choices a recommendation makes: never features.
+NOT_CHOICES = frozenset({"training.seed"})
 
 
 def pipeline_vector(pipeline: Mapping[str, Any], prefix: str = "") -> Vector:
@@ -45,6 +47,8 @@ def pipeline_vector(pipeline: Mapping[str, Any], prefix: str = "") -> Vector:
     out: Vector = {}
     for key, value in pipeline.items():
         name = f"{prefix}{key}"
+        if name in NOT_CHOICES:
+            continue
         if isinstance(value, int | float):  # bool too
             out[name] = float(value)
         elif isinstance(value, str):

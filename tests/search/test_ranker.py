@@ -125,3 +125,16 @@ def test_cli_evaluate_and_fit(tmp_path: Path, capsys) -> None:
     assert "one-shot regret" in out and "| **mean** |" in out and out.count("| task") == 7
     assert main(["recommender", "evaluate", "--rows", str(tmp_path / "none.csv")]) == 2
     assert "none.csv: no such file" in capsys.readouterr().err
+
+
+def test_seeds_are_repeats_of_one_pipeline_not_features() -> None:
+    def row(task: str, lr: float, seed: int, score: float) -> MetaRow:
+        return MetaRow(task, {"loss": {"name": "kl"}, "training": {"lr": lr, "seed": seed}}, score)
+
+    assert row("a", 1e-3, 0, 0.5).key == row("a", 1e-3, 7, 0.9).key != row("a", 3e-4, 0, 0.5).key
+    assert "training.seed" not in pipeline_vector(row("a", 1e-3, 3, 0.5).pipeline)
+    # task t: lr 1e-3 scores 0.70 and 0.80 over two seeds (mean 0.75), lr 3e-4 0.74 once: the best is 0.75
+    rows = [row(t, lr, s, 0.6 + 0.01 * i) for i, t in enumerate("bcd") for lr in (1e-3, 3e-4) for s in (0, 1)]
+    rows += [row("t", 1e-3, 0, 0.70), row("t", 1e-3, 1, 0.80), row("t", 3e-4, 0, 0.74)]
+    held = next(r for r in evaluate(rows, bags=1) if r.task == "t")
+    assert held.configs == 2 and held.best == pytest.approx(0.75)
