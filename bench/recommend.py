@@ -20,7 +20,8 @@ held-out variant's grid, a replay of the measured scores:
 
 Regret = the variant's best test score − the arm's, in points; search arms averaged over ``--seeds``
 (random over 10×). Prints per variant and the means over held-out datasets (each dataset's variants
-averaged first), each arm's compute as a share of the grid's training time, and the verdicts on the goals:
+averaged first), each arm's compute as a share of the grid's training time, and the verdicts on the goals
+(with a 95% bootstrap interval over the held-out datasets of each difference):
 one-shot regret below the best fixed pipeline's; warm-started search within 0.5 points of the grid's best
 at ≤ 20% of its compute.
 
@@ -259,14 +260,23 @@ def main() -> None:
     one, fix = statistics.fmean(per_ds["one-shot"]), statistics.fmean(per_ds["fixed"])
     gap = statistics.fmean(per_ds["warm"]) - statistics.fmean(per_ds["grid"])
     print(
-        f"\ngoal 1, one-shot regret below the best fixed pipeline's: {one:.2f} vs {fix:.2f} → "
-        f"{'met' if one < fix else 'not met'}"
+        f"\ngoal 1, one-shot regret below the best fixed pipeline's: {one:.2f} vs {fix:.2f} "
+        f"(difference {interval(per_ds['one-shot'], per_ds['fixed'])}) → {'met' if one < fix else 'not met'}"
     )
     print(
         f"goal 2, warm search within 0.5 points of the grid's best at ≤ 20% of its compute: "
-        f"{gap:+.2f} points at {spent['warm'] / spent['grid']:.0%} → "
+        f"{gap:+.2f} points {interval(per_ds['warm'], per_ds['grid'])} "
+        f"at {spent['warm'] / spent['grid']:.0%} → "
         f"{'met' if gap <= 0.5 and spent['warm'] <= 0.2 * spent['grid'] else 'not met'}"
     )
+
+
+def interval(a: list[float], b: list[float], n: int = 10_000) -> str:
+    """A 95% bootstrap interval, over the held-out datasets, of mean(a) − mean(b) (paired by dataset)."""
+    diffs = [x - y for x, y in zip(a, b, strict=True)]
+    rng = random.Random(0)
+    means = sorted(statistics.fmean(rng.choices(diffs, k=len(diffs))) for _ in range(n))
+    return f"[95% over datasets: {means[int(0.025 * n)]:+.2f} to {means[int(0.975 * n)]:+.2f}]"
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ def test_small_variants_run_the_reduced_grid_with_test_scores(tmp_path: Path):
     csv.parent.mkdir()
     csv.write_text("text,label,split\n")  # task_csv reuses a written file: no package needed
     small = [v for v in VARIANTS if v.small]
-    assert {v.dataset for v in small} >= {"sms_spam", "topic_pairs"} and len({v.dataset for v in small}) == 8
+    assert {v.dataset for v in small} >= {"sms_spam", "topic_pairs"} and len({v.dataset for v in small}) == 10
     spec = small[0].spec(tmp_path)
     assert spec.budget.test_every and spec.dataset.split_column == "split"
     points = {(p.loss.name, p.intermediate.name) for p in spec.budget.warm_start}
