@@ -49,12 +49,19 @@ class MetaRow:
         return pipeline_key(self.pipeline)
 
 
+#: Pipeline fields (``section.field``) that are not choices a recommendation makes: no part of a
+#: pipeline's identity, and no feature of the ranker.
+NOT_CHOICES = frozenset({"training.seed"})
+
+
 def pipeline_key(pipeline: dict[str, Any]) -> str:
-    """A pipeline's identity: canonical JSON without ``training.seed`` (trials of one pipeline under other
+    """A pipeline's identity: canonical JSON without :data:`NOT_CHOICES` (trials of one pipeline under other
     seeds are repeats of it, not other pipelines)."""
-    training = pipeline.get("training")
-    if isinstance(training, dict) and "seed" in training:
-        pipeline = {**pipeline, "training": {k: v for k, v in training.items() if k != "seed"}}
+    pipeline = dict(pipeline)
+    for path in NOT_CHOICES:
+        section, _, name = path.partition(".")
+        if isinstance(pipeline.get(section), dict) and name in pipeline[section]:
+            pipeline[section] = {k: v for k, v in pipeline[section].items() if k != name}
     return json.dumps(pipeline, sort_keys=True)
 
 

@@ -35,11 +35,9 @@ import numpy as np
 from scipy.stats import rankdata
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from search.meta_rows import MetaRow, RowsError
+from search.meta_rows import NOT_CHOICES, MetaRow, RowsError
 
 Vector = dict[str, float]
-#: Pipeline fields that are not choices a recommendation makes: never features.
-NOT_CHOICES = frozenset({"training.seed"})
 
 
 def pipeline_vector(pipeline: Mapping[str, Any], prefix: str = "") -> Vector:
