@@ -21,6 +21,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     RAY_USAGE_STATS_ENABLED=0 \
     AUTODISTILLER_HOME=/data
+# libgomp1: LightGBM's OpenMP runtime (the recommender's ranker), which the slim image lacks.
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 && rm -rf /var/lib/apt/lists/*
 # Non-root user; /data is the shared data folder (a named volume copies this ownership on first mount).
 RUN useradd --create-home --uid 1000 --shell /bin/bash app \
     && mkdir -p /data /app \

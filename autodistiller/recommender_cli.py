@@ -8,6 +8,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from search.ranker import OBJECTIVES
 from store.settings import Settings
 
 
@@ -27,6 +28,11 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
             "--meta", choices=["auto", "use", "ignore"], default="use",
             help="the rows' meta-features (auto: only where leaving datasets out says they help)",
         )  # fmt: skip
+        v.add_argument(
+            "--objective", choices=OBJECTIVES, default=OBJECTIVES[0],
+            help="lambdarank (LambdaMART, each task a query) or percentile (regression)",
+        )  # fmt: skip
+        v.add_argument("--seed", type=int, default=0, help="the first bag's seed")
         if name == "evaluate":
             v.add_argument("--by-dataset", action="store_true", help="leave out every `dataset/…` variant")
             v.add_argument(
@@ -45,7 +51,15 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     scale = args.scale or (100.0 if all(0 <= r.score <= 1 for r in rows) else 1.0)
     tasks = {r.task for r in rows}
     print(f"{len(rows)} trials of {len(tasks)} tasks; regret in score units × {scale:g}\n")
-    print(report(evaluate(rows, bags=args.bags, by_dataset=args.by_dataset, meta=args.meta), scale))
+    regrets = evaluate(
+        rows,
+        bags=args.bags,
+        by_dataset=args.by_dataset,
+        meta=args.meta,
+        objective=args.objective,
+        seed=args.seed,
+    )
+    print(report(regrets, scale))
     return 0
 
 
@@ -54,7 +68,7 @@ def cmd_fit(args: argparse.Namespace, settings: Settings) -> int:
     from search.ranker import Ranker
 
     rows = load_meta_rows(args.rows)
-    ranker = Ranker.fit(rows, bags=args.bags, meta=args.meta)
+    ranker = Ranker.fit(rows, bags=args.bags, meta=args.meta, objective=args.objective, seed=args.seed)
     tasks = {r.task for r in rows}
     meta: dict[str, list[float]] = defaultdict(list)
     for r in rows:
@@ -66,7 +80,7 @@ def cmd_fit(args: argparse.Namespace, settings: Settings) -> int:
     mean, spread = ranker.predict(distinct, average)
     print(
         f"fitted on {len(rows)} trials of {len(tasks)} tasks: {len(ranker.columns)} features "
-        f"({len(ranker.meta_columns)} meta-features), {len(ranker.models)} bags"
+        f"({len(ranker.meta_columns)} meta-features), {len(ranker.models)} bags of {ranker.objective}"
     )
     print(f"\nthe {args.top} of {len(distinct)} distinct pipelines ranked first for an average task:")
     for i in ranker.order(distinct, average)[: args.top]:

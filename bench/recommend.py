@@ -1,7 +1,7 @@
 """Does the recommender pay? Leave one DATASET out on the meta-dataset, as a tabular benchmark.
 
     .venv/bin/python -m bench.recommend [--rows search/priors/meta.csv] [--share 0.2] [--warm 2] [--seeds 10]
-        [--meta auto|use|ignore]
+        [--meta auto|use|ignore] [--objective lambdarank|percentile] [--bag-seed 0]
 
 Every pipeline of the component grid (``search.grid``: output loss × intermediate objective × augmentation,
 24; 12 on the small tasks) was trained on every task variant by ``bench/build_meta.py``, with its validation
@@ -45,7 +45,7 @@ import optuna
 
 from search.grid import AXES
 from search.meta_rows import MetaRow, load_meta_rows, pipeline_key
-from search.ranker import Ranker, percentiles
+from search.ranker import OBJECTIVES, Ranker, percentiles
 from search.ranker import dataset_of as ranker_dataset
 from store.settings import SHIPPED_PRIORS
 
@@ -220,6 +220,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--bags", type=int, default=5, help="the ranker's bagged models")
     ap.add_argument("--meta", choices=["auto", "use", "ignore"], default="use", help="meta-features")
+    ap.add_argument("--objective", choices=OBJECTIVES, default=OBJECTIVES[0], help="the ranker's objective")
+    ap.add_argument("--bag-seed", type=int, default=0, help="the ranker's first bag seed")
     ap.add_argument("--live", metavar="VARIANT", help="run the real warm-started search on this variant")
     ap.add_argument("--live-trials", type=int, default=6, help="trials of --live, the 2 references included")
     args = ap.parse_args()
@@ -235,7 +237,10 @@ def main() -> None:
     lines = ["| held-out variant | best test | " + " | ".join(ARMS) + " |", "|---|---|" + "---|" * len(ARMS)]
     for ds in sorted({dataset_of(t) for t in by_task}):
         train = [r for r in rows if dataset_of(r.task) != ds]
-        ranker, fixed = Ranker.fit(train, bags=args.bags, meta=args.meta), fixed_order(train)
+        ranker = Ranker.fit(
+            train, bags=args.bags, meta=args.meta, objective=args.objective, seed=args.bag_seed
+        )
+        fixed = fixed_order(train)
         for task in sorted(t for t in by_task if dataset_of(t) == ds):
             v = Variant(by_task[task], extra)
             if len(v.table) < 4:

@@ -2,15 +2,20 @@
 
 * Target: a trial's **percentile within its task** (0 = the task's worst trial, 1 = its best; ties share),
   so tasks with different scales, metrics (negative ones too) and teachers compare, and what is learned is
-  which pipelines beat which — what a one-shot pick needs.
+  which pipelines beat which — what a one-shot pick needs. Two objectives (``objective``):
+  ``lambdarank`` (the default): LightGBM's LambdaMART, each task a query, the percentile cut into
+  :data:`LEVELS` relevance grades (gain 2^grade − 1: the top of a task counts most), its scores mapped
+  onto the percentile scale by a least-squares line per model (order kept) so they read as percentiles;
+  ``percentile``: regression on the percentile. Measured side by side (``bench/ranker_objectives.py``,
+  bench/RESULTS.md), LambdaMART's first pick and top 3 were the better on most bag seeds and datasets.
 * Features: the pipeline JSON flattened generically (:func:`pipeline_vector`): numbers as they are (trees
   need no scaling), names one-hot (``loss.name=kl``), lists of names multi-hot (``augmentation.ops=eda_swap``:
   an op set, whatever its order), and a component's parameters *missing* (NaN) where the pipeline does not
   use them (the training seed is no feature: it is not a choice); plus the rows' numeric meta-feature
   columns (NaN where missing). Names this installation lacks are features like any other.
-* Model: scikit-learn's histogram gradient boosting (native NaN handling, no subsampling), bagged over
-  bootstrap resamples of the *tasks* (``bags`` fixed seeds): the mean is the prediction, the spread its
-  uncertainty. Deterministic for given rows.
+* Model: gradient-boosted trees (native NaN handling, no row subsampling), bagged over bootstrap
+  resamples of the *tasks* (``bags`` models, seeds ``seed`` … ``seed + bags − 1``): the mean is the
+  prediction, the spread its uncertainty. Deterministic for given rows and seed.
 * Meta-features (``meta``): ``use`` them (the default), ``ignore`` them, or ``auto``: only where a
   leave-one-dataset-out check on the rows says they help (``search.ranker_eval.meta_helps``; ≥ 4 datasets,
   three bags per fit). With few datasets they let the trees memorise tasks (on 7 of the shipped datasets,
@@ -32,12 +37,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
-from sklearn.ensemble import HistGradientBoostingRegressor
 
 from search.meta_rows import NOT_CHOICES, MetaRow, RowsError
 
 Vector = dict[str, float]
+#: the ranker's training objectives (see the module docstring); the first is the default
+OBJECTIVES = ("lambdarank", "percentile")
+#: LambdaMART's relevance grades: a task's percentile cut into this many
+LEVELS = 10
 
 
 def pipeline_vector(pipeline: Mapping[str, Any], prefix: str = "") -> Vector:
@@ -84,6 +91,8 @@ def dataset_of(task: str) -> str:
 
 def percentiles(rows: Sequence[MetaRow]) -> np.ndarray:
     """Each row's percentile within its task (0 worst … 1 best; a lone trial 0.5)."""
+    from scipy.stats import rankdata  # loads here: the command line starts without it
+
     out = np.zeros(len(rows))
     by_task: dict[str, list[int]] = defaultdict(list)
     for i, r in enumerate(rows):
@@ -95,22 +104,73 @@ def percentiles(rows: Sequence[MetaRow]) -> np.ndarray:
     return out
 
 
+def relevance(pct: np.ndarray, levels: int = LEVELS) -> np.ndarray:
+    """Percentiles as integer relevance grades 0 … ``levels`` − 1 (nearest grade, halves up)."""
+    return np.floor(pct * (levels - 1) + 0.5).astype(int)
+
+
+class _OnPercentiles:
+    """A LambdaMART model whose scores are mapped onto the percentile scale: ``a + b × score`` fitted by
+    least squares on its training rows (``b`` kept positive, so the model's order stands)."""
+
+    def __init__(self, model: Any, x: np.ndarray, pct: np.ndarray) -> None:
+        self.model = model
+        raw = model.predict(x)
+        var = float(np.var(raw))
+        self.b = max(float(np.cov(raw, pct, bias=True)[0, 1]) / var, 1e-6) if var > 0 else 1.0
+        self.a = float(np.mean(pct)) - self.b * float(np.mean(raw))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.a + self.b * self.model.predict(x)
+
+
+def _model(objective: str, x: np.ndarray, pct: np.ndarray, sizes: Sequence[int], seed: int) -> Any:
+    """One model fitted on rows ``x``, their tasks' percentiles ``pct``; the tasks are consecutive runs of
+    ``sizes`` rows (LambdaMART's queries). The libraries load here, as scipy's in
+    :func:`percentiles`."""
+    if objective == "percentile":
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        return HistGradientBoostingRegressor(
+            max_iter=150, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=5,
+            l2_regularization=1.0, early_stopping=False, random_state=seed,
+        ).fit(x, pct)  # fmt: skip
+    import lightgbm
+
+    model = lightgbm.LGBMRanker(
+        objective="lambdarank", n_estimators=150, learning_rate=0.05, num_leaves=15, min_child_samples=5,
+        reg_lambda=1.0, label_gain=[2.0**g - 1 for g in range(LEVELS)], random_state=seed, n_jobs=1,
+        deterministic=True, force_row_wise=True, verbose=-1,
+    )  # fmt: skip
+    return _OnPercentiles(model.fit(x, relevance(pct), group=sizes), x, pct)
+
+
 @dataclass
 class Ranker:
     """Bagged gradient boosting over (pipeline, meta-features) → within-task percentile."""
 
     columns: list[str]
-    models: list[HistGradientBoostingRegressor]
+    models: list[Any]  # each with .predict(x) on the percentile scale
     meta_columns: list[str]
+    objective: str = OBJECTIVES[0]
 
     @property
     def uses_meta(self) -> bool:
         return bool(self.meta_columns)
 
     @classmethod
-    def fit(cls, rows: Sequence[MetaRow], *, bags: int = 5, meta: str = "use") -> Ranker:
+    def fit(
+        cls,
+        rows: Sequence[MetaRow],
+        *,
+        bags: int = 5,
+        meta: str = "use",
+        objective: str = OBJECTIVES[0],
+        seed: int = 0,
+    ) -> Ranker:
         """``meta``: ``use`` (default) or ``ignore`` the rows' meta-features, or ``auto``
-        (``search.ranker_eval.meta_helps``)."""
+        (``search.ranker_eval.meta_helps``); ``objective``: one of :data:`OBJECTIVES`; ``seed``: the first
+        bag's."""
         tasks = sorted({r.task for r in rows})
         if len(tasks) < 2 or len(rows) < 8:
             raise RowsError(
@@ -118,6 +178,8 @@ class Ranker:
             )
         if meta not in ("auto", "use", "ignore"):
             raise ValueError(f"meta must be auto, use or ignore, not {meta!r}")
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
         if meta == "auto":
             from search.ranker_eval import meta_helps  # the check fits rankers itself
 
@@ -132,16 +194,13 @@ class Ranker:
         for i, r in enumerate(rows):
             by_task[r.task].append(i)
         models = []
-        for seed in range(bags):
-            rng = np.random.default_rng(seed)
+        for bag in range(seed, seed + bags):
+            rng = np.random.default_rng(bag)
             picked = rng.choice(len(tasks), size=len(tasks), replace=True) if bags > 1 else range(len(tasks))
             idx = np.concatenate([by_task[tasks[t]] for t in picked])
-            model = HistGradientBoostingRegressor(
-                max_iter=150, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=5,
-                l2_regularization=1.0, early_stopping=False, random_state=seed,
-            )  # fmt: skip
-            models.append(model.fit(x[idx], y[idx]))
-        return cls(columns, models, meta_columns)
+            sizes = [len(by_task[tasks[t]]) for t in picked]  # a task drawn twice: two queries
+            models.append(_model(objective, x[idx], y[idx], sizes, bag))
+        return cls(columns, models, meta_columns, objective)
 
     @staticmethod
     def _vector(

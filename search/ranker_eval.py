@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from search.meta_rows import MetaRow, RowsError
-from search.ranker import Ranker, cost, dataset_of, percentiles
+from search.ranker import OBJECTIVES, Ranker, cost, dataset_of, percentiles
 
 
 @dataclass(frozen=True)
@@ -41,11 +41,18 @@ def _by_pipeline(rows: Sequence[MetaRow]) -> tuple[list[MetaRow], np.ndarray]:
 
 
 def evaluate(
-    rows: Sequence[MetaRow], *, bags: int = 5, by_dataset: bool = False, meta: str = "use"
+    rows: Sequence[MetaRow],
+    *,
+    bags: int = 5,
+    by_dataset: bool = False,
+    meta: str = "use",
+    objective: str = OBJECTIVES[0],
+    seed: int = 0,
 ) -> list[TaskRegret]:
     """Leave-one-task-out regrets (see the module docstring), one entry per task; ``by_dataset``: the
-    training side also leaves out the held-out task's other variants (:func:`dataset_of`). ``meta``: as
-    :meth:`Ranker.fit` (``auto`` decides inside each fold, on that fold's training rows only)."""
+    training side also leaves out the held-out task's other variants (:func:`dataset_of`). ``meta``,
+    ``objective``, ``seed``: as :meth:`Ranker.fit` (``auto`` decides inside each fold, on that fold's
+    training rows only)."""
     tasks = sorted({r.task for r in rows})
     group = dataset_of if by_dataset else (lambda t: t)
     if len({group(t) for t in tasks}) < 3:
@@ -58,7 +65,7 @@ def evaluate(
         held, scores = _by_pipeline([r for r in rows if r.task == task])
         best = float(scores.max())
         if group(task) not in fitted:  # one fit per held-out group
-            fitted[group(task)] = Ranker.fit(train, bags=bags, meta=meta)
+            fitted[group(task)] = Ranker.fit(train, bags=bags, meta=meta, objective=objective, seed=seed)
         order = fitted[group(task)].order([r.pipeline for r in held], held[0].meta)
         pct = percentiles(train)
         mean_pct: dict[str, list[float]] = defaultdict(list)

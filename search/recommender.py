@@ -159,7 +159,8 @@ class Recommender:
             sig = signature(unique[i]) if distinct else (i,)
             if sig not in signatures:
                 signatures.add(sig)
-                out.append(Scored(unique[i], float(mean[i]), float(spread[i]), seen=bool(known)))
+                pct = min(1.0, max(0.0, float(mean[i])))  # LambdaMART's mapped scores may overshoot
+                out.append(Scored(unique[i], pct, float(spread[i]), seen=bool(known)))
             if len(out) == k:
                 break
         return out

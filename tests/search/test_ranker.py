@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import pytest
 
 from autodistiller.cli import main
 from search.meta_rows import MetaRow, RowsError, load_meta_rows
-from search.ranker import Ranker, _matrix, percentiles, pipeline_vector
+from search.ranker import OBJECTIVES, Ranker, _matrix, _OnPercentiles, percentiles, pipeline_vector, relevance
 from search.ranker_eval import evaluate
 
 
@@ -55,8 +56,24 @@ def _synthetic(tasks: int = 6) -> list[MetaRow]:
     return rows
 
 
-def test_the_ranker_uses_the_task_where_a_fixed_pipeline_cannot() -> None:
-    regrets = evaluate(_synthetic(8))
+def test_relevance_grades_and_the_percentile_scale_by_hand() -> None:
+    assert relevance(np.array([0.0, 1.0, 0.5, 1 / 3, 0.05])).tolist() == [0, 9, 5, 3, 0]  # 4.5 → 5
+    assert relevance(np.array([0.0, 0.5, 1.0]), levels=3).tolist() == [0, 1, 2]
+
+    class Raw:  # a fitted model's raw scores: the first input column
+        def predict(self, x: np.ndarray) -> np.ndarray:
+            return x[:, 0]
+
+    x = np.array([[0.0], [1.0], [2.0]])
+    on = _OnPercentiles(Raw(), x, np.array([0.0, 0.5, 1.0]))  # pct = 0 + 0.5 × raw
+    assert (on.a, on.b) == pytest.approx((0.0, 0.5)) and on.predict(np.array([[4.0]])) == pytest.approx([2.0])
+    backwards = _OnPercentiles(Raw(), x, np.array([1.0, 0.5, 0.0]))
+    assert backwards.b == pytest.approx(1e-6)  # never reverses the model's order
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_the_ranker_uses_the_task_where_a_fixed_pipeline_cannot(objective: str) -> None:
+    regrets = evaluate(_synthetic(8), objective=objective)
     one_shot = np.mean([r.one_shot for r in regrets])
     fixed = np.mean([r.fixed for r in regrets])
     random = np.mean([r.random for r in regrets])
@@ -69,18 +86,36 @@ def test_the_ranker_uses_the_task_where_a_fixed_pipeline_cannot() -> None:
 def test_meta_features_are_used_only_where_leaving_datasets_out_says_they_help() -> None:
     needed = _synthetic(8)  # the best loss depends on the class count: only meta-features tell
     assert Ranker.fit(needed, bags=1, meta="auto").uses_meta
-    # one loss best everywhere, the meta-features noise that lets the trees tell the tasks apart
+    # one loss best everywhere, a meta-feature noise that lets the trees tell the tasks apart: whether it
+    # is used is what leaving datasets out says (a coin flip on noise), and one that is the same on every
+    # task cannot help, so it is not used
     rng = np.random.default_rng(0)
     noise = [
         MetaRow(r.task, r.pipeline, 0.6 + 0.1 * (r.pipeline["loss"]["name"] == "a")
                 + 0.05 * rng.standard_normal(), {"junk": float(int(r.task[4:]) * 37 % 97)})
         for r in needed
     ]  # fmt: skip
-    assert not Ranker.fit(noise, bags=1, meta="auto").uses_meta
+    ranked = [replace(r, score=float(p)) for r, p in zip(noise, percentiles(noise), strict=True)]
+    regret = {m: np.mean([r.one_shot for r in evaluate(ranked, bags=3, by_dataset=True, meta=m)])
+              for m in ("use", "ignore")}  # fmt: skip
+    assert Ranker.fit(noise, bags=1, meta="auto").uses_meta == (regret["use"] < regret["ignore"])
+    same = [replace(r, meta={"junk": 1.0}) for r in noise]
+    assert not Ranker.fit(same, bags=1, meta="auto").uses_meta
     assert not Ranker.fit(needed[:36], bags=1, meta="auto").uses_meta  # 3 datasets: too few to check
     assert Ranker.fit(needed[:36], bags=1).uses_meta and not Ranker.fit(needed, meta="ignore").uses_meta
     with pytest.raises(ValueError, match="auto, use or ignore"):
         Ranker.fit(needed, meta="yes")
+    with pytest.raises(ValueError, match="lambdarank, percentile"):
+        Ranker.fit(needed, objective="mse")
+
+
+def test_bags_are_fixed_by_the_seed() -> None:
+    rows, pipelines = _synthetic(6), [r.pipeline for r in _synthetic(6)[:12]]
+    first = Ranker.fit(rows, bags=3).predict(pipelines, {"classes": 2.0})
+    again = Ranker.fit(rows, bags=3).predict(pipelines, {"classes": 2.0})
+    other = Ranker.fit(rows, bags=3, seed=7).predict(pipelines, {"classes": 2.0})
+    assert np.array_equal(first[0], again[0]) and np.array_equal(first[1], again[1])
+    assert not np.array_equal(first[1], other[1])  # other resamples of the tasks
 
 
 def test_unknown_components_teach_and_rows_may_lack_meta() -> None:
