@@ -13,7 +13,6 @@ interval over the held-out datasets (seeds averaged within a dataset first).
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 from search.meta_rows import load_meta_rows
 from search.ranker import OBJECTIVES, dataset_of
 from search.ranker_eval import evaluate
+from search.ranker_eval import interval as bootstrap
 from store.settings import SHIPPED_PRIORS
 
 KEYS = ("one_shot", "top3", "fixed", "random")
@@ -34,11 +34,9 @@ def per_dataset(rows: list, objective: str, seed: int, bags: int) -> dict[str, d
     return {d: {k: 100 * statistics.fmean(getattr(r, k) for r in v) for k in KEYS} for d, v in by_ds.items()}
 
 
-def interval(diffs: list[float], n: int = 10_000) -> str:
+def interval(diffs: list[float]) -> str:
     """The mean of ``diffs`` with a 95% bootstrap interval over them."""
-    rng = random.Random(0)
-    means = sorted(statistics.fmean(rng.choices(diffs, k=len(diffs))) for _ in range(n))
-    lo, hi = means[int(0.025 * n)], means[int(0.975 * n)]
+    lo, hi = bootstrap(diffs)
     return f"{statistics.fmean(diffs):+.2f} [95%: {lo:+.2f} to {hi:+.2f}]"
 
 

@@ -47,6 +47,7 @@ from search.grid import AXES
 from search.meta_rows import MetaRow, load_meta_rows, pipeline_key
 from search.ranker import OBJECTIVES, Ranker, percentiles
 from search.ranker import dataset_of as ranker_dataset
+from search.ranker_eval import interval as bootstrap
 from store.settings import SHIPPED_PRIORS
 
 Point = tuple[str, str, str]
@@ -276,12 +277,10 @@ def main() -> None:
     )
 
 
-def interval(a: list[float], b: list[float], n: int = 10_000) -> str:
+def interval(a: list[float], b: list[float]) -> str:
     """A 95% bootstrap interval, over the held-out datasets, of mean(a) − mean(b) (paired by dataset)."""
-    diffs = [x - y for x, y in zip(a, b, strict=True)]
-    rng = random.Random(0)
-    means = sorted(statistics.fmean(rng.choices(diffs, k=len(diffs))) for _ in range(n))
-    return f"[95% over datasets: {means[int(0.025 * n)]:+.2f} to {means[int(0.975 * n)]:+.2f}]"
+    lo, hi = bootstrap([x - y for x, y in zip(a, b, strict=True)])
+    return f"[95% over datasets: {lo:+.2f} to {hi:+.2f}]"
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import pytest
 from autodistiller.cli import main
 from search.meta_rows import MetaRow, RowsError, load_meta_rows
 from search.ranker import OBJECTIVES, Ranker, _matrix, _OnPercentiles, percentiles, pipeline_vector, relevance
-from search.ranker_eval import evaluate
+from search.ranker_eval import evaluate, interval
 
 
 def test_pipeline_vector_by_hand() -> None:
@@ -69,6 +69,14 @@ def test_relevance_grades_and_the_percentile_scale_by_hand() -> None:
     assert (on.a, on.b) == pytest.approx((0.0, 0.5)) and on.predict(np.array([[4.0]])) == pytest.approx([2.0])
     backwards = _OnPercentiles(Raw(), x, np.array([1.0, 0.5, 0.0]))
     assert backwards.b == pytest.approx(1e-6)  # never reverses the model's order
+
+
+def test_bootstrap_interval_by_hand() -> None:
+    assert interval([1.5, 1.5, 1.5]) == (1.5, 1.5)
+    # two values: resampled means 0, 1, 2 with chances 1/4, 1/2, 1/4; the 2.5% and 97.5% points: the ends
+    assert interval([0.0, 2.0]) == (0.0, 2.0)
+    lo, hi = interval([0.1 * i for i in range(20)])
+    assert lo < 0.95 < hi and hi - lo < 1.0
 
 
 @pytest.mark.parametrize("objective", OBJECTIVES)
@@ -158,6 +166,7 @@ def test_cli_evaluate_and_fit(tmp_path: Path, capsys) -> None:
     assert main(["recommender", "evaluate", "--rows", str(path), "--bags", "2"]) == 0
     out = capsys.readouterr().out
     assert "one-shot regret" in out and "| **mean** |" in out and out.count("| task") == 7
+    assert "one-shot − best fixed: " in out and "95% bootstrap interval over the 6 tasks" in out
     assert main(["recommender", "evaluate", "--rows", str(tmp_path / "none.csv")]) == 2
     assert "none.csv: no such file" in capsys.readouterr().err
 
