@@ -6,10 +6,12 @@ One row per finished trial, in a CSV (UTF-8, header) or Parquet file:
 ``task``           required: the task (dataset) the trial ran on; rows of one task are compared
 ``pipeline``       required: the pipeline as JSON (``distill.pipeline.Pipeline``'s fields); names this
                    installation lacks are kept (they still teach), only never recommended;
-                   ``training.seed`` is not part of the pipeline (trials under several seeds are repeats)
+                   its seeds (fields named ``seed`` or ``…_seed``) are not part of it: trials under
+                   several seeds are repeats of one pipeline
 ``score``          required (or ``accuracy``): the trial's score, higher is better, any scale or sign
 ``teacher_score``  optional: the teacher's score on the task
-any other column   optional: numeric meta-features of the task (missing values allowed); text ignored
+any other column   optional: numeric meta-features of the task (missing values allowed); text ignored,
+                   and so are seed columns (``seed``, ``…_seed``)
 =================  ==================================================================================
 
 The shipped meta-dataset (``search/priors/meta.csv``) is in this format (its ``accuracy`` is the score).
@@ -28,7 +30,7 @@ REQUIRED = ("task", "pipeline")
 SCORE_COLUMNS = ("score", "accuracy")
 #: Columns that are not meta-features, whatever their content.
 NOT_META = frozenset({"task", "pipeline", "score", "accuracy", "teacher_score", "job_id", "ratio", "params",
-                      "wall_seconds", "trial", "seed"})  # fmt: skip
+                      "wall_seconds", "trial"})  # fmt: skip
 
 
 class RowsError(ValueError):
@@ -49,20 +51,24 @@ class MetaRow:
         return pipeline_key(self.pipeline)
 
 
-#: Pipeline fields (``section.field``) that are not choices a recommendation makes: no part of a
-#: pipeline's identity, and no feature of the ranker.
-NOT_CHOICES = frozenset({"training.seed"})
+def not_a_choice(path: str) -> bool:
+    """Whether a pipeline field (``section.field``, any depth) is no choice a recommendation makes, so no
+    part of a pipeline's identity and no feature of the ranker: a seed (``training.seed``, and in other
+    meta-datasets' rows ``seed``, ``model_seed``, ``data.random_seed`` …)."""
+    name = path.rsplit(".", 1)[-1].lower()
+    return name == "seed" or name.endswith("_seed")
+
+
+def _choices(value: Any, prefix: str = "") -> Any:
+    if not isinstance(value, dict):
+        return value
+    return {k: _choices(v, f"{prefix}{k}.") for k, v in value.items() if not not_a_choice(f"{prefix}{k}")}
 
 
 def pipeline_key(pipeline: dict[str, Any]) -> str:
-    """A pipeline's identity: canonical JSON without :data:`NOT_CHOICES` (trials of one pipeline under other
-    seeds are repeats of it, not other pipelines)."""
-    pipeline = dict(pipeline)
-    for path in NOT_CHOICES:
-        section, _, name = path.partition(".")
-        if isinstance(pipeline.get(section), dict) and name in pipeline[section]:
-            pipeline[section] = {k: v for k, v in pipeline[section].items() if k != name}
-    return json.dumps(pipeline, sort_keys=True)
+    """A pipeline's identity: canonical JSON without the fields that are :func:`not_a_choice` (trials of
+    one pipeline under other seeds are repeats of it, not other pipelines)."""
+    return json.dumps(_choices(pipeline), sort_keys=True)
 
 
 def _number(value: Any) -> float:
@@ -104,7 +110,7 @@ def load_meta_rows(path: str | Path) -> list[MetaRow]:
         raise RowsError(
             f"{path.name}: the column(s) {', '.join(need)} are missing (have: {', '.join(columns)})"
         )
-    meta_cols = [c for c in columns if c not in NOT_META]
+    meta_cols = [c for c in columns if c not in NOT_META and not not_a_choice(c)]
     rows: list[MetaRow] = []
     for n, rec in records:
         try:

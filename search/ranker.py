@@ -11,7 +11,7 @@
 * Features: the pipeline JSON flattened generically (:func:`pipeline_vector`): numbers as they are (trees
   need no scaling), names one-hot (``loss.name=kl``), lists of names multi-hot (``augmentation.ops=eda_swap``:
   an op set, whatever its order), and a component's parameters *missing* (NaN) where the pipeline does not
-  use them (the training seed is no feature: it is not a choice); plus the rows' numeric meta-feature
+  use them (seeds are no features: ``search.meta_rows.not_a_choice``); plus the rows' numeric meta-feature
   columns (NaN where missing). Names this installation lacks are features like any other.
 * Model: gradient-boosted trees (native NaN handling, no row subsampling), bagged over bootstrap
   resamples of the *tasks* (``bags`` models, seeds ``seed`` … ``seed + bags − 1``): the mean is the
@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from search.meta_rows import NOT_CHOICES, MetaRow, RowsError
+from search.meta_rows import MetaRow, RowsError, not_a_choice
 
 Vector = dict[str, float]
 #: the ranker's training objectives (see the module docstring); the first is the default
@@ -52,7 +52,7 @@ def pipeline_vector(pipeline: Mapping[str, Any], prefix: str = "") -> Vector:
     out: Vector = {}
     for key, value in pipeline.items():
         name = f"{prefix}{key}"
-        if name in NOT_CHOICES:
+        if not_a_choice(name):
             continue
         if isinstance(value, int | float):  # bool too
             out[name] = float(value)

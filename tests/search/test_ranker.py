@@ -139,8 +139,10 @@ def test_unknown_components_teach_and_rows_may_lack_meta() -> None:
 
 def test_row_files_and_their_errors(tmp_path: Path) -> None:
     good = tmp_path / "rows.csv"
-    good.write_text('task,pipeline,score,classes\nt1,"{""loss"": {""name"": ""kl""}}",0.8,2\nt1,"{}",,2\n')
-    (row,) = load_meta_rows(good)  # the empty score is an unfinished trial: skipped
+    good.write_text(
+        'task,pipeline,score,classes,model_seed\nt1,"{""loss"": {""name"": ""kl""}}",0.8,2,3\nt1,"{}",,2,4\n'
+    )
+    (row,) = load_meta_rows(good)  # the empty score is an unfinished trial: skipped; a seed: no meta-feature
     assert row.task == "t1" and row.pipeline == {"loss": {"name": "kl"}} and row.meta == {"classes": 2.0}
     bad = tmp_path / "bad.csv"
     bad.write_text('task,pipeline,score\nt1,"{}",0.5\nt1,"[1]",0.4\n')
@@ -177,6 +179,11 @@ def test_seeds_are_repeats_of_one_pipeline_not_features() -> None:
 
     assert row("a", 1e-3, 0, 0.5).key == row("a", 1e-3, 7, 0.9).key != row("a", 3e-4, 0, 0.5).key
     assert "training.seed" not in pipeline_vector(row("a", 1e-3, 3, 0.5).pipeline)
+    # other meta-datasets name their seeds otherwise: any field called seed or …_seed, at any depth
+    other = {"seed": 3, "model": {"model_seed": 1, "name": "x"}, "data": {"Random_Seed": 2, "aug": "eda"}}
+    assert pipeline_vector(other) == {"model.name=x": 1.0, "data.aug=eda": 1.0}
+    plain = {"model": {"name": "x"}, "data": {"aug": "eda"}}
+    assert MetaRow("a", other, 0.5).key == MetaRow("a", plain, 0.1).key
     # task t: lr 1e-3 scores 0.70 and 0.80 over two seeds (mean 0.75), lr 3e-4 0.74 once: the best is 0.75
     rows = [row(t, lr, s, 0.6 + 0.01 * i) for i, t in enumerate("bcd") for lr in (1e-3, 3e-4) for s in (0, 1)]
     rows += [row("t", 1e-3, 0, 0.70), row("t", 1e-3, 1, 0.80), row("t", 3e-4, 0, 0.74)]
