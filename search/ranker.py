@@ -18,9 +18,10 @@
   prediction, the spread its uncertainty. Deterministic for given rows and seed.
 * Meta-features (``meta``): ``use`` them (the default), ``ignore`` them, or ``auto``: only where a
   leave-one-dataset-out check on the rows says they help (``search.ranker_eval.meta_helps``; ≥ 4 datasets,
-  three bags per fit). With few datasets they let the trees memorise tasks (on 7 of the shipped datasets,
-  leaving one out: one-shot regret 1.70 points with them, 1.46 without); on all 10 they help (1.82 vs 1.97),
-  and ``auto``, deciding inside every fold, was worse than either (2.20): bench/RESULTS.md.
+  three bags per fit). With few datasets they can let the trees memorise tasks (with percentile regression
+  on 7 of the shipped datasets: one-shot regret 1.70 points with them, 1.46 without); on all 12 they help
+  much (``recommender evaluate --by-dataset``: LambdaMART 1.42 with them, 4.15 without; percentile 1.68
+  vs 2.68); ``auto``, deciding inside every fold, was worse than either on 10 (2.20): bench/RESULTS.md.
 * Ranking: by predicted percentile; ties (within 1e-9) go to the lower uncertainty, then the cheaper
   pipeline (:func:`cost`).
 * :func:`evaluate`: leave one task out; on the held-out task the pick is made among its measured pipelines;
