@@ -5,11 +5,12 @@ For each task T: fit on every other task's rows; among T's measured pipelines, p
 score. The best fixed pipeline: the pipeline (same JSON) with the highest mean percentile over the other
 tasks among those measured on T (ties: the cheaper); if none of T's pipelines was measured elsewhere, the
 cheapest. Random: the mean regret of a uniform pick. A pipeline measured several times on T (seeds) counts
-by its mean score.
+by its mean score. Spearman: the rank correlation of the predicted and the measured scores of T's pipelines.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -29,6 +30,7 @@ class TaskRegret:
     top3: float
     fixed: float
     random: float
+    spearman: float  # predicted vs measured order of the task's pipelines (NaN: a constant side)
 
 
 def _by_pipeline(rows: Sequence[MetaRow]) -> tuple[list[MetaRow], np.ndarray]:
@@ -67,6 +69,7 @@ def evaluate(
         if group(task) not in fitted:  # one fit per held-out group
             fitted[group(task)] = Ranker.fit(train, bags=bags, meta=meta, objective=objective, seed=seed)
         order = fitted[group(task)].order([r.pipeline for r in held], held[0].meta)
+        predicted = fitted[group(task)].predict([r.pipeline for r in held], held[0].meta)[0]
         pct = percentiles(train)
         mean_pct: dict[str, list[float]] = defaultdict(list)
         for r, p in zip(train, pct, strict=True):
@@ -87,6 +90,7 @@ def evaluate(
                 best - float(scores[order[:3]].max()),
                 best - float(scores[fixed]),
                 best - float(scores.mean()),
+                spearman(predicted, scores),
             )
         )
     return out
@@ -106,6 +110,18 @@ def meta_helps(rows: Sequence[MetaRow], bags: int = 3) -> bool:
     return regret("use") < regret("ignore")
 
 
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation (ties: mean ranks); NaN with < 2 items or a constant side."""
+    from scipy.stats import rankdata
+
+    if len(a) < 2:
+        return math.nan
+    ra, rb = rankdata(a), rankdata(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return math.nan
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
 def interval(diffs: Sequence[float], n: int = 10_000) -> tuple[float, float]:
     """A 95% bootstrap interval of the mean of ``diffs`` (e.g. paired differences, one per held-out task)."""
     rng = np.random.default_rng(0)
@@ -117,20 +133,21 @@ def report(regrets: Sequence[TaskRegret], scale: float = 1.0) -> str:
     """A Markdown table of the regrets (× ``scale``, e.g. 100 for accuracy points) with the mean row, and
     the one-shot pick's mean difference from the best fixed pipeline with its 95% interval over the tasks."""
     lines = [
-        "| task | pipelines | best | one-shot regret | top-3 regret | best fixed | random |",
-        "|---|---|---|---|---|---|---|",
+        "| task | pipelines | best | one-shot regret | top-3 regret | best fixed | random | Spearman |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in regrets:
         lines.append(
             f"| {r.task} | {r.configs} | {r.best * scale:.2f} | {r.one_shot * scale:.2f} "
-            f"| {r.top3 * scale:.2f} | {r.fixed * scale:.2f} | {r.random * scale:.2f} |"
+            f"| {r.top3 * scale:.2f} | {r.fixed * scale:.2f} | {r.random * scale:.2f} | {r.spearman:.2f} |"
         )
     mean = {
         k: np.mean([getattr(r, k) for r in regrets]) * scale for k in ("one_shot", "top3", "fixed", "random")
     }
+    rho = [r.spearman for r in regrets if not math.isnan(r.spearman)]
     lines.append(
         f"| **mean** | | | **{mean['one_shot']:.2f}** | {mean['top3']:.2f} | {mean['fixed']:.2f} "
-        f"| {mean['random']:.2f} |"
+        f"| {mean['random']:.2f} | {np.mean(rho) if rho else math.nan:.2f} |"
     )
     diffs = [(r.one_shot - r.fixed) * scale for r in regrets]
     lo, hi = interval(diffs)

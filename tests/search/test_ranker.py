@@ -18,7 +18,7 @@ import pytest
 from autodistiller.cli import main
 from search.meta_rows import MetaRow, RowsError, load_meta_rows
 from search.ranker import OBJECTIVES, Ranker, _matrix, _OnPercentiles, percentiles, pipeline_vector, relevance
-from search.ranker_eval import evaluate, interval
+from search.ranker_eval import evaluate, interval, spearman
 
 
 def test_pipeline_vector_by_hand() -> None:
@@ -71,6 +71,14 @@ def test_relevance_grades_and_the_percentile_scale_by_hand() -> None:
     assert backwards.b == pytest.approx(1e-6)  # never reverses the model's order
 
 
+def test_spearman_by_hand() -> None:
+    assert spearman(np.array([1.0, 2.0, 3.0]), np.array([10.0, 30.0, 20.0])) == pytest.approx(0.5)
+    # ranks (1, 2, 3) and (1, 3, 2): 1 − 6 × (0 + 1 + 1) / (3 × 8) = 0.5
+    assert spearman(np.array([3.0, 2.0, 1.0]), np.array([1.0, 2.0, 3.0])) == pytest.approx(-1.0)
+    assert math.isnan(spearman(np.array([1.0, 1.0]), np.array([1.0, 2.0])))
+    assert math.isnan(spearman(np.array([1.0]), np.array([1.0])))
+
+
 def test_bootstrap_interval_by_hand() -> None:
     assert interval([1.5, 1.5, 1.5]) == (1.5, 1.5)
     # two values: resampled means 0, 1, 2 with chances 1/4, 1/2, 1/4; the 2.5% and 97.5% points: the ends
@@ -89,6 +97,7 @@ def test_the_ranker_uses_the_task_where_a_fixed_pipeline_cannot(objective: str) 
     assert one_shot < 0.03 < fixed and one_shot < random  # 0.0125 here: 1 task of 8 missed
     assert all(r.top3 == 0 for r in regrets)
     assert all(r.configs == 12 for r in regrets)
+    assert np.mean([r.spearman for r in regrets]) > 0.5  # the whole order, not only the first, is learned
 
 
 def test_meta_features_are_used_only_where_leaving_datasets_out_says_they_help() -> None:
