@@ -68,8 +68,8 @@ def evaluate(
         best = float(scores.max())
         if group(task) not in fitted:  # one fit per held-out group
             fitted[group(task)] = Ranker.fit(train, bags=bags, meta=meta, objective=objective, seed=seed)
-        order = fitted[group(task)].order([r.pipeline for r in held], held[0].meta)
-        predicted = fitted[group(task)].predict([r.pipeline for r in held], held[0].meta)[0]
+        ranker, pipelines = fitted[group(task)], [r.pipeline for r in held]
+        order, predicted = ranker.order(pipelines, held[0].meta), ranker.predict(pipelines, held[0].meta)[0]
         pct = percentiles(train)
         mean_pct: dict[str, list[float]] = defaultdict(list)
         for r, p in zip(train, pct, strict=True):
