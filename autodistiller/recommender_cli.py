@@ -77,13 +77,13 @@ def cmd_fit(args: argparse.Namespace, settings: Settings) -> int:
     average = {k: float(np.nanmean(v)) if not np.isnan(v).all() else np.nan for k, v in meta.items()}
     # pipelines naming components this installation lacks taught the model; they are never recommended
     distinct = [p for p in {r.key: r.pipeline for r in rows}.values() if _known(p)]
-    mean, spread = ranker.predict(distinct, average)
+    order, mean, spread = ranker.ranked(distinct, average)
     print(
         f"fitted on {len(rows)} trials of {len(tasks)} tasks: {len(ranker.columns)} features "
         f"({len(ranker.meta_columns)} meta-features), {len(ranker.models)} bags of {ranker.objective}"
     )
     print(f"\nthe {args.top} of {len(distinct)} distinct pipelines ranked first for an average task:")
-    for i in ranker.order(distinct, average)[: args.top]:
+    for i in order[: args.top]:
         print(f"  {mean[i]:.3f} ± {spread[i]:.3f}  {_describe(distinct[i])}")
     return 0
 

@@ -233,11 +233,18 @@ class Ranker:
         self, pipelines: Sequence[Mapping[str, Any]], meta: Mapping[str, float] | None = None
     ) -> list[int]:
         """Indices of ``pipelines``, best first (ties: lower uncertainty, then cheaper)."""
+        return self.ranked(pipelines, meta)[0]
+
+    def ranked(
+        self, pipelines: Sequence[Mapping[str, Any]], meta: Mapping[str, float] | None = None
+    ) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """:meth:`order` with the :meth:`predict` it came from (mean, spread), from one prediction."""
         mean, spread = self.predict(pipelines, meta)
-        return sorted(
+        order = sorted(
             range(len(pipelines)),
             key=lambda i: (-round(float(mean[i]), 9), float(spread[i]), cost(pipelines[i])),
         )
+        return order, mean, spread
 
 
 def _matrix(vectors: Sequence[Vector], columns: Sequence[str]) -> np.ndarray:

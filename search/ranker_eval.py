@@ -69,7 +69,7 @@ def evaluate(
         if group(task) not in fitted:  # one fit per held-out group
             fitted[group(task)] = Ranker.fit(train, bags=bags, meta=meta, objective=objective, seed=seed)
         ranker, pipelines = fitted[group(task)], [r.pipeline for r in held]
-        order, predicted = ranker.order(pipelines, held[0].meta), ranker.predict(pipelines, held[0].meta)[0]
+        order, predicted, _ = ranker.ranked(pipelines, held[0].meta)
         pct = percentiles(train)
         mean_pct: dict[str, list[float]] = defaultdict(list)
         for r, p in zip(train, pct, strict=True):
@@ -112,14 +112,11 @@ def meta_helps(rows: Sequence[MetaRow], bags: int = 3) -> bool:
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman's rank correlation (ties: mean ranks); NaN with < 2 items or a constant side."""
-    from scipy.stats import rankdata
+    from scipy.stats import spearmanr
 
-    if len(a) < 2:
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return math.nan
-    ra, rb = rankdata(a), rankdata(b)
-    if ra.std() == 0 or rb.std() == 0:
-        return math.nan
-    return float(np.corrcoef(ra, rb)[0, 1])
+    return float(spearmanr(a, b).statistic)
 
 
 def interval(diffs: Sequence[float], n: int = 10_000) -> tuple[float, float]:

@@ -152,10 +152,10 @@ class Recommender:
         if not unique:
             return []
         dumps = [as_json(p) for p in unique]
-        mean, spread = self.ranker.predict(dumps, meta)
+        order, mean, spread = self.ranker.ranked(dumps, meta)
         out: list[Scored] = []
         signatures: set[tuple] = set()
-        for i in self.ranker.order(dumps, meta):
+        for i in order:
             sig = signature(unique[i]) if distinct else (i,)
             if sig not in signatures:
                 signatures.add(sig)
