@@ -10,6 +10,8 @@ One row per finished trial, in a CSV (UTF-8, header) or Parquet file:
                    several seeds are repeats of one pipeline
 ``score``          required (or ``accuracy``): the trial's score, higher is better, any scale or sign
 ``teacher_score``  optional: the teacher's score on the task
+``curve``          optional: the trial's learning curve, JSON ``[[validation score, seconds], …]`` one
+                   pair an epoch (the benches replay early stopping with it; not a feature)
 any other column   optional: numeric meta-features of the task (missing values allowed); text ignored,
                    and so are seed columns (``seed``, ``…_seed``)
 =================  ==================================================================================
@@ -30,7 +32,7 @@ REQUIRED = ("task", "pipeline")
 SCORE_COLUMNS = ("score", "accuracy")
 #: Columns that are not meta-features, whatever their content.
 NOT_META = frozenset({"task", "pipeline", "score", "accuracy", "teacher_score", "job_id", "ratio", "params",
-                      "wall_seconds", "trial"})  # fmt: skip
+                      "wall_seconds", "trial", "curve"})  # fmt: skip
 
 
 class RowsError(ValueError):

@@ -44,7 +44,7 @@ def _fingerprint(db: Any, job_id: str, seen: dict[str, str | None]) -> str | Non
 def db_rows(db: Any, *, exclude_job: str | None = None) -> list[dict[str, Any]]:
     """One row per completed trial of every finished job with meta-features (the meta-dataset format:
     ``task``, ``job_id``, the meta-features, ``pipeline`` as JSON, ``accuracy``, ``ratio``, ``params``,
-    ``wall_seconds``)."""
+    ``wall_seconds``, ``curve``: the validation accuracy and seconds of each epoch, as JSON)."""
     rows, seen = [], {}
     for job, meta, trial in results.meta_trials(db, exclude_job=exclude_job):
         teacher_acc = meta.get("teacher_accuracy") or job.teacher_accuracy
@@ -60,6 +60,9 @@ def db_rows(db: Any, *, exclude_job: str | None = None) -> list[dict[str, Any]]:
                 "ratio": trial.accuracy / teacher_acc,
                 "params": trial.params,
                 "wall_seconds": trial.wall_seconds,
+                "curve": json.dumps(
+                    [[e.get("accuracy"), round(e.get("seconds", 0.0), 2)] for e in trial.epochs]
+                ),
             }
         )
     return rows

@@ -54,8 +54,8 @@ def _rows(task: str, scores: dict, meta: float) -> list[MetaRow]:
 def test_a_search_keeps_the_best_on_validation_and_is_judged_on_test():
     rows = _rows("x#ab/500≤5M", {("kl", "none", "none"): 0.9, ("mse", "none", "none"): 0.8}, 1.0)
     key = {grid_point(r.pipeline): r.key for r in rows}
-    val = {(r.task, r.key): (0.6, 10.0) for r in rows}
-    val[(rows[0].task, key[("mse", "none", "none")])] = (0.99, 10.0)  # best on validation, not on test
+    val = {(r.task, r.key): (0.6, 10.0, None) for r in rows}
+    val[(rows[0].task, key[("mse", "none", "none")])] = (0.99, 10.0, None)  # best on validation, not on test
     v = Variant(rows, val)
     assert v.best == 0.9 and dataset_of(rows[0].task) == "x"
     assert v.found([("kl", "none", "none"), ("mse", "none", "none")]) == (0.8, 20.0)
@@ -76,7 +76,7 @@ def test_a_held_out_variant_without_the_overall_best_point_gets_the_next_best_fi
     good, second = ("kl", "hidden_mse", "eda_swap"), ("kl", "none", "none")
     train = _rows("a/1", {good: 0.9, second: 0.8}, 0.0) + _rows("b/1", {good: 0.95, second: 0.85}, 1.0)
     held = [r for r in _rows("c/1", {second: 0.9}, 0.5) if grid_point(r.pipeline) != good]  # a smaller grid
-    v = Variant(held, {(r.task, r.key): (r.score, 1.0) for r in held})
+    v = Variant(held, {(r.task, r.key): (r.score, 1.0, None) for r in held})
     res = arms(v, Ranker.fit(train, bags=1), fixed_order(train), share=0.2, warm=1, seeds=1)
     assert res["fixed"] == (0.0, 1.0)  # `second`, the best fixed point this variant measured (was NaN)
 
@@ -89,3 +89,21 @@ def test_the_references_at_the_probed_rate_are_not_grid_points():
     ref["training"]["batch_size"] = 64  # the job's vanilla-KD reference: another batch size, the probed lr
     v = Variant([*rows, MetaRow(rows[0].task, ref, 0.95, {"m": 1.0})], {})
     assert v.table[("kl", "none", "none")][1] == 0.8 and v.best == 0.8 and len(v.rows) == len(rows) + 1
+
+
+def test_the_search_at_a_compute_budget_replays_asha_and_the_budget_cuts_the_trial_in_flight():
+    first, second = ("kl", "none", "none"), ("mse", "none", "none")
+    rows = _rows("x#ab/500≤5M", {first: 0.7, second: 0.9}, 1.0)
+    key = {grid_point(r.pipeline): r.key for r in rows}
+    curve = {p: [(0.5, 1.0), (0.6, 1.0), (0.7, 1.0), (0.8, 1.0)] for p in key}  # 4 epochs of 1 s each
+    curve[second] = [(0.6, 1.0), (0.7, 1.0), (0.8, 1.0), (0.9, 1.0)]  # the best on validation
+    v = Variant(rows, {(r.task, key[p]): (c[-1][0], 4.0, c) for p, c in curve.items() for r in rows[:1]})
+    assert len(v.curves) == len(v.table) == 24
+    # both trained to the end (no ASHA for the warm starts): `second` is the answer, judged on test
+    assert v.search(8.0, seed=0, start=[first, second]) == (0.9, 8.0)
+    # the budget cuts `second` after 1 epoch: a cut trial is no answer, `first` is
+    assert v.search(5.5, seed=0, start=[first, second]) == (0.7, 5.0)
+    # then TPE's proposals under ASHA: the first runs to the end (nothing at its rungs yet), later ones
+    # stop at a rung or are cut; a tie on validation goes to the earlier trial (`first`)
+    test, spent = v.search(12.0, seed=0, start=[first])
+    assert spent == 12.0 and test in {0.7, 0.9}

@@ -149,9 +149,11 @@ def test_unknown_components_teach_and_rows_may_lack_meta() -> None:
 def test_row_files_and_their_errors(tmp_path: Path) -> None:
     good = tmp_path / "rows.csv"
     good.write_text(
-        'task,pipeline,score,classes,model_seed\nt1,"{""loss"": {""name"": ""kl""}}",0.8,2,3\nt1,"{}",,2,4\n'
+        "task,pipeline,score,classes,model_seed,curve\n"
+        't1,"{""loss"": {""name"": ""kl""}}",0.8,2,3,"[[0.8, 1.5]]"\nt1,"{}",,2,4,\n'
     )
-    (row,) = load_meta_rows(good)  # the empty score is an unfinished trial: skipped; a seed: no meta-feature
+    # the empty score is an unfinished trial: skipped; a seed and a learning curve: no meta-features
+    (row,) = load_meta_rows(good)
     assert row.task == "t1" and row.pipeline == {"loss": {"name": "kl"}} and row.meta == {"classes": 2.0}
     bad = tmp_path / "bad.csv"
     bad.write_text('task,pipeline,score\nt1,"{}",0.5\nt1,"[1]",0.4\n')

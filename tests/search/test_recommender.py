@@ -311,6 +311,13 @@ def test_cold_start_without_past_jobs_uses_the_priors(tmp_path: Path, tiny_teach
     done = trials.finished_trials(db, job_id)
     assert done[2].pipeline_key == predicted.key()
     assert results.latest_model(db) is None  # one job is too little to train on
+    # its trials as meta-dataset rows: each with its learning curve (validation accuracy, seconds an epoch)
+    from workers.recommend import db_rows
+
+    rows = {r["pipeline"]: r for r in db_rows(db)}
+    for t in done:
+        curve = json.loads(rows[json.dumps(t.pipeline, sort_keys=True)]["curve"])
+        assert len(curve) == 1 and curve[0][0] == pytest.approx(t.accuracy) and curve[0][1] > 0
 
 
 def test_demo_says_whether_the_search_confirmed_or_beat_the_prediction(tmp_path: Path) -> None:
