@@ -12,8 +12,12 @@ interrupted build resumes. The completed trials of every finished job in that da
 ``--out`` in the rows format of ``search.meta_rows`` — ``score`` is the trial's test accuracy and
 ``teacher_score`` the teacher's (``score_split`` says ``test``) — after the rows already in ``--out`` that
 this database did not make (``--keep-old``: the first 144 rows, Rotten Tomatoes / BBC News, whose ``score``
-is their validation accuracy: ``score_split`` ``validation``). That file is the prior knowledge the service
-loads (``AUTODISTILLER_PRIORS``); ``bench/recommend.py`` replays it as a tabular benchmark.
+is their validation accuracy: ``score_split`` ``validation``). Each row also carries the trial's learning
+curve (``curve``: validation accuracy and seconds an epoch), which ``bench/recommend.py`` replays early
+stopping on. Keeping every old row (``--keep-old`` = their number) and exporting a new build's adds its
+trials as repeats of the same pipelines on the same tasks (another run: the ranker learns from both, the
+benchmark judges a point by its mean test score). That file is the prior knowledge the service loads
+(``AUTODISTILLER_PRIORS``); ``bench/recommend.py`` replays it as a tabular benchmark.
 
 The small tasks (``bench/meta_data.py``: install ``bench/meta-assets.txt`` first) are sized for 2
 shared CPU cores: 500 training and 300 validation examples, 500 test, 64 tokens, tiny students (``s``: 1
