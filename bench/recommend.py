@@ -117,10 +117,9 @@ class Variant:
 
     def search(self, seconds: float, seed: int, start: list[Point]) -> tuple[float, float]:
         """The service's search at a compute budget, replayed on the curves: ``start`` (the recommender's top
-        pipelines) trained to the end, then Optuna TPE's proposals under ASHA
-        (``bench.asha``), until ``seconds`` of training are spent — the trial then in flight is cut, as by
-        a job's wall-clock budget. The most accurate completed trial on validation, judged on test:
-        (test score, seconds spent)."""
+        pipelines) trained to the end, then Optuna TPE's proposals under ASHA (``bench.asha``), until
+        ``seconds`` of training are spent — the trial then in flight is cut, as by a job's wall-clock
+        budget. The most accurate completed trial on validation, judged on test: (test score, seconds)."""
         asha = Asha(max_t=max(len(c) for c in self.curves.values()))
         sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=2)
         study = optuna.create_study(direction="maximize", sampler=sampler)
