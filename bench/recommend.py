@@ -98,11 +98,12 @@ class Variant:
                 continue
             # a repeated run of a point (another build): the search sees the last run's validation score
             # and curve; the point's test score, the truth it is judged by, is the mean over the runs
+            point = grid_point(r.pipeline)
             val, secs, curve = extra.get((r.task, r.key), (r.score, 0.0, None))
-            tests[grid_point(r.pipeline)].append(r.score)
-            self.table[grid_point(r.pipeline)] = (val, statistics.fmean(tests[grid_point(r.pipeline)]), secs)
+            tests[point].append(r.score)
+            self.table[point] = (val, statistics.fmean(tests[point]), secs)
             if curve:
-                self.curves[grid_point(r.pipeline)] = curve
+                self.curves[point] = curve
         self.best = max(t for _, t, _ in self.table.values())
         #: the axes this variant's grid spans (the small tasks' grid is 12 of the 24 points)
         self.axes = {a: sorted({p[i] for p in self.table}) for i, a in enumerate(AXES)}
@@ -175,6 +176,11 @@ def fixed_order(train: list[MetaRow]) -> list[Point]:
     return sorted(sorted(by_point), key=lambda k: -statistics.fmean(by_point[k]))
 
 
+def _mean(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    """The mean (regret, seconds) of an arm's runs (seeds)."""
+    return statistics.fmean(r[0] for r in runs), statistics.fmean(r[1] for r in runs)
+
+
 def arms(
     v: Variant, ranker: Ranker, fixed_points: list[Point], share: float, warm: int, seeds: int
 ) -> dict[str, tuple]:
@@ -188,18 +194,17 @@ def arms(
     def regret(found: tuple[float, float]) -> tuple[float, float]:
         return 100 * (v.best - found[0]), found[1]
 
-    def mean(runs: list[tuple[float, float]]) -> tuple[float, float]:
-        return statistics.fmean(r[0] for r in runs), statistics.fmean(r[1] for r in runs)
-
     one = {p: regret(v.found([p])) for p in points}
     fixed = next((p for p in fixed_points if p in one), None)
     return {
         "one-shot": one[ranked[0]],
         "fixed": one[fixed] if fixed is not None else (float("nan"), 0.0),
-        "random 1": mean(list(one.values())),
-        "warm": mean([regret(v.found(v.tpe(budget, s, ranked[:warm]))) for s in range(seeds)]),
-        "TPE": mean([regret(v.found(v.tpe(budget, s, []))) for s in range(seeds)]),
-        "random": mean([regret(v.found(random.Random(s).sample(points, budget))) for s in range(10 * seeds)]),
+        "random 1": _mean(list(one.values())),
+        "warm": _mean([regret(v.found(v.tpe(budget, s, ranked[:warm]))) for s in range(seeds)]),
+        "TPE": _mean([regret(v.found(v.tpe(budget, s, []))) for s in range(seeds)]),
+        "random": _mean(
+            [regret(v.found(random.Random(s).sample(points, budget))) for s in range(10 * seeds)]
+        ),
         "grid": regret(v.found(points)),
     } | (asha_arms(v, ranked, share, warm, seeds) if len(v.curves) == len(v.table) else {})
 
@@ -214,12 +219,9 @@ def asha_arms(v: Variant, ranked: list[Point], share: float, warm: int, seeds: i
         test, spent = v.search(share * total, seed, start)
         return 100 * (v.best - test), spent / total * grid_s
 
-    def mean(runs: list[tuple[float, float]]) -> tuple[float, float]:
-        return statistics.fmean(r[0] for r in runs), statistics.fmean(r[1] for r in runs)
-
     return {
-        "warm ASHA": mean([run(ranked[:warm], s) for s in range(seeds)]),
-        "TPE ASHA": mean([run([], s) for s in range(seeds)]),
+        "warm ASHA": _mean([run(ranked[:warm], s) for s in range(seeds)]),
+        "TPE ASHA": _mean([run([], s) for s in range(seeds)]),
     }
 
 
