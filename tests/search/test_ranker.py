@@ -17,7 +17,16 @@ import pytest
 
 from autodistiller.cli import main
 from search.meta_rows import MetaRow, RowsError, load_meta_rows
-from search.ranker import OBJECTIVES, Ranker, _matrix, _OnPercentiles, percentiles, pipeline_vector, relevance
+from search.ranker import (
+    OBJECTIVES,
+    Ranker,
+    _matrix,
+    _OnPercentiles,
+    dataset_of,
+    percentiles,
+    pipeline_vector,
+    relevance,
+)
 from search.ranker_eval import evaluate, interval, spearman
 
 
@@ -69,6 +78,13 @@ def test_relevance_grades_and_the_percentile_scale_by_hand() -> None:
     assert (on.a, on.b) == pytest.approx((0.0, 0.5)) and on.predict(np.array([[4.0]])) == pytest.approx([2.0])
     backwards = _OnPercentiles(Raw(), x, np.array([1.0, 0.5, 0.0]))
     assert backwards.b == pytest.approx(1e-6)  # never reverses the model's order
+
+
+def test_a_dataset_is_its_name_whatever_the_sample() -> None:
+    # samples of one corpus at two sizes carry two fingerprints: one dataset, held out together
+    assert dataset_of("rotten_tomatoes#6b380f0b/250≤14M") == dataset_of("rotten_tomatoes#016c2b63/1000≤14M")
+    assert dataset_of("rotten_tomatoes/250≤14M") == "rotten_tomatoes" != dataset_of("sms_spam#3eaa3a04/all")
+    assert dataset_of("CoLA") == "CoLA"
 
 
 def test_spearman_by_hand() -> None:
