@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.build_meta import SMALL_GRID, VARIANTS
+from bench.build_meta import SMALL_GRID, VARIANTS, merged
 from bench.meta_data import POOL, TEST, VAL, splits
 from bench.recommend import Variant, arms, dataset_of, fixed_order, grid_point
 from distill.pipeline import StudentArch, Training
@@ -40,7 +40,17 @@ def test_small_variants_run_the_reduced_grid_with_test_scores(tmp_path: Path):
     points = {(p.loss.name, p.intermediate.name) for p in spec.budget.warm_start}
     assert points == SMALL_GRID and len(spec.budget.warm_start) == 12
     assert spec.budget.trials == 12 + 2  # the references at the probed rate run beside the grid
-    assert not next(v for v in VARIANTS if not v.small).spec(tmp_path).budget.test_every
+    assert next(v for v in VARIANTS if not v.small).spec(tmp_path).budget.test_every  # every row test-scored
+
+
+def test_export_drops_old_rows_scored_on_another_split_than_the_fresh_rows_of_their_task():
+    old = [
+        {"task": "rt/s", "score_split": "validation", "score": 0.7},  # replaced: rt#6b38/s is tested now
+        {"task": "bbc/s", "score_split": "validation", "score": 0.9},  # kept: no fresh bbc/s rows
+        {"task": "sms/s", "score_split": "test", "score": 0.95},  # kept: a repeat on the same split
+    ]
+    fresh = [{"task": t, "score_split": "test", "score": 0.8} for t in ("rt#6b380f0b/s", "sms/s")]
+    assert merged(old, fresh) == old[1:] + fresh
 
 
 def _rows(task: str, scores: dict, meta: float) -> list[MetaRow]:
