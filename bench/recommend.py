@@ -1,11 +1,11 @@
 """Does the recommender pay? Leave one DATASET out on the meta-dataset, as a tabular benchmark.
 
-    .venv/bin/python -m bench.recommend [--rows search/priors/meta.csv] [--share 0.2] [--warm 2] [--seeds 10]
+    .venv/bin/python -m bench.recommend [--rows search/priors/meta.csv] [--share 0.2] [--warm 3] [--seeds 10]
         [--meta auto|use|ignore] [--objective lambdarank|percentile] [--bag-seed 0] [--curves-only]
 
 Every pipeline of the component grid (``search.grid``: output loss × intermediate objective × augmentation,
 24; 12 on the small tasks) was trained on every task variant by ``bench/build_meta.py``, with its validation
-accuracy (``accuracy``), its test score (``score``; the first 144 rows: validation) and its training time.
+accuracy (``accuracy``), its test score (``score``), its training time and its learning curve.
 For each held-out dataset, all its variants (training sizes, student budgets) are held out together: the
 ranker (``search.ranker``) is fitted on the other datasets' rows only, and each arm picks among the
 held-out variant's grid, a replay of the measured scores:
@@ -52,10 +52,10 @@ import optuna
 from bench.asha import Asha
 from search.grid import AXES
 from search.meta_rows import MetaRow, load_meta_rows, pipeline_key
-from search.ranker import OBJECTIVES, Ranker, percentiles
-from search.ranker import dataset_of as ranker_dataset
+from search.ranker import OBJECTIVES, Ranker, dataset_of, percentiles
 from search.ranker_eval import interval as bootstrap
 from store.settings import SHIPPED_PRIORS
+from store.spec import JobBudget
 
 Point = tuple[str, str, str]
 #: (task, pipeline key) → (validation accuracy, training seconds, learning curve or None)
@@ -63,18 +63,14 @@ Extra = dict[tuple[str, str], tuple[float, float, list[tuple[float, float]] | No
 ARMS = ("one-shot", "fixed", "random 1", "warm", "TPE", "random", "grid")
 #: arms at ``share`` of the grid's training seconds, early stopping replayed on the rows' learning curves
 ASHA_ARMS = ("warm ASHA", "TPE ASHA")
+#: the predictions a job trains first (the service's default ``warm_start_k``)
+WARM = JobBudget.model_fields["warm_start_k"].default
 
 
 def grid_point(pipeline: dict[str, Any]) -> Point:
     """The (loss, intermediate, augmentation) grid coordinates of a pipeline JSON."""
     ops = (pipeline.get("augmentation") or {}).get("ops") or []
     return pipeline["loss"]["name"], pipeline["intermediate"]["name"], "+".join(ops) or "none"
-
-
-def dataset_of(task: str) -> str:
-    """``sms_spam#3f2a9c1d/500≤5M`` → ``sms_spam``: every variant of a dataset is held out together (the
-    ranker's grouping, without the data fingerprint)."""
-    return ranker_dataset(task).split("#", 1)[0]
 
 
 def _training(pipeline: dict[str, Any]) -> str:
@@ -293,7 +289,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=Path, default=SHIPPED_PRIORS, help="the meta-dataset CSV")
     ap.add_argument("--share", type=float, default=0.2, help="a search arm's trials: this share of the grid")
-    ap.add_argument("--warm", type=int, default=2, help="the ranker's top pipelines trained first")
+    ap.add_argument("--warm", type=int, default=WARM, help="the ranker's top pipelines trained first")
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--bags", type=int, default=5, help="the ranker's bagged models")
     ap.add_argument("--meta", choices=["auto", "use", "ignore"], default="use", help="meta-features")
@@ -345,7 +341,8 @@ def main() -> None:
     one, fix = statistics.fmean(per_ds["one-shot"]), statistics.fmean(per_ds["fixed"])
     print(
         f"\ngoal 1, one-shot regret below the best fixed pipeline's: {one:.2f} vs {fix:.2f} "
-        f"(difference {interval(per_ds['one-shot'], per_ds['fixed'])}) → {'met' if one < fix else 'not met'}"
+        f"(difference {one - fix:+.2f} {interval(per_ds['one-shot'], per_ds['fixed'])}) → "
+        f"{'met' if one < fix else 'not met'}"
     )
     for arm in (a for a in names if a.startswith("warm")):
         gap = statistics.fmean(per_ds[arm]) - statistics.fmean(per_ds["grid"])
