@@ -193,11 +193,11 @@ def merged(old: list[dict[str, Any]], fresh: list[dict[str, Any]]) -> list[dict[
     """``old`` rows then ``fresh`` (test-scored) ones; an old row of a task ``fresh`` has rows of is kept
     only if it is test-scored too: repeats of a task compare on one split. Tasks match by name without the
     data fingerprint (the first build's names had none: ``rotten_tomatoes/250≤14M``)."""
-    tested = {_bare(r["task"]) for r in fresh}
-    return [r for r in old if _bare(r["task"]) not in tested or r["score_split"] == "test"] + fresh
+    tested = {bare_task(r["task"]) for r in fresh}
+    return [r for r in old if bare_task(r["task"]) not in tested or r["score_split"] == "test"] + fresh
 
 
-def _bare(task: str) -> str:
+def bare_task(task: str) -> str:
     """``rotten_tomatoes#6b380f0b/250≤14M`` → ``rotten_tomatoes/250≤14M``."""
     return re.sub(r"#[0-9a-f]+/", "/", task)
 

@@ -238,7 +238,7 @@ def live(variant_name: str, meta_path: Path, n_trials: int) -> None:
     """The real warm-started search on one variant, against that variant's grid in the meta-dataset."""
     import tempfile
 
-    from bench.build_meta import VARIANTS
+    from bench.build_meta import VARIANTS, bare_task
     from distill.pipeline import describe
     from store import jobs, results, trials
     from store.settings import Settings
@@ -257,12 +257,14 @@ def live(variant_name: str, meta_path: Path, n_trials: int) -> None:
         probe = jobs.Job(
             dataset=spec.dataset.model_dump(mode="json"), budget=spec.budget.model_dump(mode="json")
         )
-        held = [r for r in rows if r["task"] == task_name(probe)]
+        # the variant's rows (any data fingerprint) are the grid; the priors leave its whole dataset out
+        name = task_name(probe)
+        held = [r for r in rows if bare_task(r["task"]) == name]
         priors = Path(tmp) / "priors.csv"
         with priors.open("w", newline="") as out:
             writer = csv.DictWriter(out, fieldnames=list(rows[0]))
             writer.writeheader()
-            writer.writerows(r for r in rows if r["task"] != task_name(probe))
+            writer.writerows(r for r in rows if dataset_of(r["task"]) != dataset_of(name))
         home = Settings.from_env().home
         worker = Worker(Settings(home=home, database_url=f"sqlite:///{tmp}/live.db", priors=priors))
         job = jobs.create_job(worker.db, **spec.model_dump(mode="json"))
@@ -275,7 +277,7 @@ def live(variant_name: str, meta_path: Path, n_trials: int) -> None:
     # a pruned trial has no wall time of its own: count its epochs' training time
     spent = sum(t.wall_seconds or sum(e.get("seconds", 0) for e in t.epochs) for t in done)
     best = max((t.accuracy or 0) for t in done if t.status == "completed")
-    print(f"\n{task_name(probe)}: {job.state}; predicted {describe(rec.pipeline)} (≈{rec.score:.4f})")
+    print(f"\n{name}: {job.state}; predicted {describe(rec.pipeline)} (≈{rec.score:.4f})")
     for t in done:
         ref = f" [{t.is_reference}]" if t.is_reference else ""
         secs = t.wall_seconds or sum(e.get("seconds", 0) for e in t.epochs)
