@@ -132,23 +132,31 @@ class Recommender:
                 covered[k] = (min(lo, v), max(hi, v))
         return cls(rows, Ranker.fit(rows, bags=bags), rows_fingerprint(rows), tasks, covered)
 
-    def seen(self, pipeline: Pipeline) -> bool:
-        """Whether every feature of ``pipeline`` (names, numbers) lies within what the rows covered."""
+    def misses(self, pipeline: Pipeline) -> int:
+        """How many features of ``pipeline`` (names, numbers) lie outside what the rows covered."""
+        out = 0
         for k, v in pipeline_vector(as_json(pipeline)).items():
             have = self.covered.get(k)
-            if have is None or not have[0] - 1e-9 <= v <= have[1] + 1e-9:
-                return False
-        return True
+            out += have is None or not have[0] - 1e-9 <= v <= have[1] + 1e-9
+        return out
+
+    def seen(self, pipeline: Pipeline) -> bool:
+        """Whether every feature of ``pipeline`` lies within what the rows covered."""
+        return self.misses(pipeline) == 0
 
     def rank(
         self, meta: Mapping[str, float], pipelines: Sequence[Pipeline], k: int = 3, *, distinct: bool = True
     ) -> list[Scored]:
         """The ``k`` best pipelines by predicted percentile (ties: lower spread, then cheaper), among those
-        like the training trials (:meth:`seen`; all of them if none is). With ``distinct``, one per
-        combination of components (:func:`signature`): warm starts that differ in what they try."""
+        most like the training trials (fewest :meth:`misses`: a tree model cannot tell what a choice it
+        never saw does, so a student with more heads than any row beats a never-seen mixup). With
+        ``distinct``, one per combination of components (:func:`signature`): warm starts that differ in
+        what they try."""
         unique = list({p.key(): p for p in pipelines}.values())
-        known = [p for p in unique if self.seen(p)]
-        unique = known or unique
+        misses = {p.key(): self.misses(p) for p in unique}
+        fewest = min(misses.values(), default=0)
+        unique = [p for p in unique if misses[p.key()] == fewest]
+        known = fewest == 0
         if not unique:
             return []
         dumps = [as_json(p) for p in unique]
@@ -160,7 +168,7 @@ class Recommender:
             if sig not in signatures:
                 signatures.add(sig)
                 pct = min(1.0, max(0.0, float(mean[i])))  # LambdaMART's mapped scores may overshoot
-                out.append(Scored(unique[i], pct, float(spread[i]), seen=bool(known)))
+                out.append(Scored(unique[i], pct, float(spread[i]), seen=known))
             if len(out) == k:
                 break
         return out

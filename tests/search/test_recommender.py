@@ -166,6 +166,10 @@ def test_only_pipelines_like_the_training_trials_are_recommended() -> None:
     # nothing like the past trials: rank them anyway, marked as extrapolation
     ranked = model.rank(meta, unseen, k=2)
     assert len(ranked) == 2 and not any(s.seen for s in ranked)
+    # the least unlike first: one unseen choice (mixup) before an unseen mapping *and* mixup
+    both = last.model_copy(update={"augmentation": mixup.augmentation})
+    assert model.misses(mixup) == 1 and model.misses(both) == 2
+    assert [s.pipeline for s in model.rank(meta, [both, mixup], k=2)] == [mixup]
 
 
 def test_fit_refuses_too_little_data() -> None:
