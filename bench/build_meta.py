@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from typing import Any
 from bench.meta_data import TASKS, task_csv
 from distill.pipeline import StudentArch, Training
 from search.grid import grid
+from search.ranker import bare_task
 from store import jobs, results, trials
 from store.settings import Settings
 from store.spec import DatasetRef, FinetuneRef, JobBudget, JobSpec, TeacherRef
@@ -195,11 +195,6 @@ def merged(old: list[dict[str, Any]], fresh: list[dict[str, Any]]) -> list[dict[
     data fingerprint (the first build's names had none: ``rotten_tomatoes/250≤14M``)."""
     tested = {bare_task(r["task"]) for r in fresh}
     return [r for r in old if bare_task(r["task"]) not in tested or r["score_split"] == "test"] + fresh
-
-
-def bare_task(task: str) -> str:
-    """``rotten_tomatoes#6b380f0b/250≤14M`` → ``rotten_tomatoes/250≤14M``."""
-    return re.sub(r"#[0-9a-f]+/", "/", task)
 
 
 def export(db: object, out: Path, keep_old: int = 0, keep: set[str] | None = None) -> int:

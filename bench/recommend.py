@@ -52,7 +52,7 @@ import optuna
 from bench.asha import Asha
 from search.grid import AXES
 from search.meta_rows import MetaRow, load_meta_rows, pipeline_key
-from search.ranker import OBJECTIVES, Ranker, dataset_of, percentiles
+from search.ranker import OBJECTIVES, Ranker, bare_task, dataset_of, percentiles
 from search.ranker_eval import interval as bootstrap
 from store.settings import SHIPPED_PRIORS
 from store.spec import JobBudget
@@ -238,7 +238,7 @@ def live(variant_name: str, meta_path: Path, n_trials: int) -> None:
     """The real warm-started search on one variant, against that variant's grid in the meta-dataset."""
     import tempfile
 
-    from bench.build_meta import VARIANTS, bare_task
+    from bench.build_meta import VARIANTS
     from distill.pipeline import describe
     from store import jobs, results, trials
     from store.settings import Settings

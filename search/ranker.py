@@ -33,6 +33,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -90,7 +91,13 @@ def dataset_of(task: str) -> str:
     dataset out, never just one of its variants. A content fingerprint (``rotten_tomatoes#6b380f0b/250≤14M``:
     the job's sample of the data) is dropped, so samples of one corpus at several sizes are one dataset;
     two different files of one name are then one dataset too, which makes a check stricter, never leakier."""
-    return task.split("/", 1)[0].split("#", 1)[0]
+    return bare_task(task).split("/", 1)[0]
+
+
+def bare_task(task: str) -> str:
+    """A task name without its data fingerprint: ``rotten_tomatoes#6b380f0b/250≤14M`` →
+    ``rotten_tomatoes/250≤14M``."""
+    return re.sub(r"#[^/]*", "", task, count=1)
 
 
 def percentiles(rows: Sequence[MetaRow]) -> np.ndarray:
