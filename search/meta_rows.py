@@ -12,9 +12,16 @@ One row per finished trial, in a CSV (UTF-8, header) or Parquet file:
 ``teacher_score``  optional: the teacher's score on the task
 ``curve``          optional: the trial's learning curve, JSON ``[[validation score, seconds], …]`` one
                    pair an epoch (the benches replay early stopping with it; not a feature)
+``job_id``         optional: the run (a job) the trial belonged to
 any other column   optional: numeric meta-features of the task (missing values allowed); text ignored,
                    and so are seed columns (``seed``, ``…_seed``)
 =================  ==================================================================================
+
+A meta-feature describes the task, so it has one value per run: per task, or per task and ``job_id`` (two
+runs of a task may differ, e.g. in their fine-tuned teacher). A numeric column whose value changes from
+trial to trial within a run (a validation score, a training time, a choice kept outside the pipeline JSON)
+describes trials: as a feature it would teach the ranker what no new task can tell it before training. It
+is left out, and named in a :class:`RowsWarning`.
 
 The shipped meta-dataset (``search/priors/meta.csv``) is in this format (its ``accuracy`` is the score).
 """
@@ -24,7 +31,9 @@ from __future__ import annotations
 import csv
 import json
 import math
-from dataclasses import dataclass, field
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +46,10 @@ NOT_META = frozenset({"task", "pipeline", "score", "accuracy", "teacher_score", 
 
 class RowsError(ValueError):
     """The file is not a usable table of past trials; the message names the file and line."""
+
+
+class RowsWarning(UserWarning):
+    """Something in a file of past trials was left out; the message names the file and what."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +127,7 @@ def load_meta_rows(path: str | Path) -> list[MetaRow]:
         )
     meta_cols = [c for c in columns if c not in NOT_META and not not_a_choice(c)]
     rows: list[MetaRow] = []
+    runs: list[tuple[str, str]] = []  # (task, job_id) of each row
     for n, rec in records:
         try:
             score = _number(rec[score_col])
@@ -134,8 +148,30 @@ def load_meta_rows(path: str | Path) -> list[MetaRow]:
             if not task:
                 raise ValueError("the task is empty")
             rows.append(MetaRow(task, pipeline, score, meta, None if math.isnan(teacher) else teacher))
+            runs.append((task, str(rec.get("job_id") or "")))
         except (TypeError, ValueError) as e:
             raise RowsError(f"{path.name}, {where} {n}: {str(e).splitlines()[0][:200]}") from None
     if not rows:
         raise RowsError(f"{path.name}: no finished trial (every score is empty)")
+    per_trial = varying(rows, runs)
+    if per_trial:
+        warnings.warn(
+            f"{path.name}: {', '.join(per_trial)} change from trial to trial within a task's run, so they "
+            "describe trials, not the task: not used as meta-features (a pipeline's choices belong in its "
+            "JSON)",
+            RowsWarning,
+            stacklevel=2,
+        )
+        rows = [replace(r, meta={k: v for k, v in r.meta.items() if k not in per_trial}) for r in rows]
     return rows
+
+
+def varying(rows: list[MetaRow], runs: list[tuple[str, str]]) -> list[str]:
+    """The meta-feature columns with more than one value within a run (``runs``: each row's task and
+    job id; missing values aside, equal to 9 significant digits counts as one value)."""
+    values: dict[str, dict[tuple[str, str], set[float]]] = defaultdict(lambda: defaultdict(set))
+    for r, run in zip(rows, runs, strict=True):
+        for k, v in r.meta.items():
+            if not math.isnan(v):
+                values[k][run].add(float(f"{v:.9g}"))
+    return sorted(k for k, by_run in values.items() if any(len(v) > 1 for v in by_run.values()))

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from autodistiller.cli import main
-from search.meta_rows import MetaRow, RowsError, load_meta_rows
+from search.meta_rows import MetaRow, RowsError, RowsWarning, load_meta_rows
 from search.ranker import (
     OBJECTIVES,
     Ranker,
@@ -183,6 +183,23 @@ def test_row_files_and_their_errors(tmp_path: Path) -> None:
     pq.write_table(table, tmp_path / "rows.parquet")
     (row,) = load_meta_rows(tmp_path / "rows.parquet")
     assert row.pipeline == {"x": 1} and row.teacher_score == 0.9
+
+
+def test_columns_that_change_within_a_run_are_no_meta_features(tmp_path: Path) -> None:
+    path = tmp_path / "runs.csv"
+    # classes: one value a task; entropy: one a run (two runs of t1); dev: changes from trial to trial
+    path.write_text(
+        "task,job_id,pipeline,score,classes,entropy,dev\n"
+        't1,j1,"{""a"": 1}",0.8,2,0.5,0.71\nt1,j1,"{""a"": 2}",0.7,2,0.5,0.64\n'
+        't1,j2,"{""a"": 1}",0.9,2,0.4,0.64\nt2,j3,"{""a"": 1}",0.6,3,,0.5\n'
+    )
+    with pytest.warns(RowsWarning, match=r"^runs.csv: dev change from trial to trial"):
+        rows = load_meta_rows(path)
+    assert [r.meta["classes"] for r in rows] == [2.0, 2.0, 2.0, 3.0]
+    assert [r.meta["entropy"] for r in rows[:3]] == [0.5, 0.5, 0.4] and all("dev" not in r.meta for r in rows)
+    path.write_text(path.read_text().replace(",j2,", ",j1,"))  # one run of t1: entropy changes within it
+    with pytest.warns(RowsWarning, match=r"dev, entropy change"):
+        assert "entropy" not in load_meta_rows(path)[0].meta
 
 
 def test_cli_evaluate_and_fit(tmp_path: Path, capsys) -> None:
