@@ -132,13 +132,19 @@ class Recommender:
                 covered[k] = (min(lo, v), max(hi, v))
         return cls(rows, Ranker.fit(rows, bags=bags), rows_fingerprint(rows), tasks, covered)
 
-    def misses(self, pipeline: Pipeline) -> int:
-        """How many features of ``pipeline`` (names, numbers) lie outside what the rows covered."""
-        out = 0
+    def outside(self, pipeline: Pipeline) -> list[str]:
+        """The features of ``pipeline`` (``loss.name=kl``, ``student.heads=12``) outside what the rows
+        covered: a name no row has, a number beyond the rows' range."""
+        out = []
         for k, v in pipeline_vector(as_json(pipeline)).items():
             have = self.covered.get(k)
-            out += have is None or not have[0] - 1e-9 <= v <= have[1] + 1e-9
+            if have is None or not have[0] - 1e-9 <= v <= have[1] + 1e-9:
+                out.append(k if "=" in k else f"{k}={v:g}")
         return out
+
+    def misses(self, pipeline: Pipeline) -> int:
+        """How many features of ``pipeline`` lie outside what the rows covered (:meth:`outside`)."""
+        return len(self.outside(pipeline))
 
     def seen(self, pipeline: Pipeline) -> bool:
         """Whether every feature of ``pipeline`` lies within what the rows covered."""

@@ -160,7 +160,8 @@ def predict(
             f"(best fixed pipeline: {pts['fixed']}, random: {pts['random']})"
         )
     if not best.seen:
-        why += "; no candidate is like the past trials (students, components), so this extrapolates"
+        beyond = ", ".join(model.outside(best.pipeline))
+        why += f"; no candidate lies wholly within the past trials ({beyond} beyond them): this extrapolates"
     details = {
         "method": "model",
         "percentile": round(best.percentile, 4),

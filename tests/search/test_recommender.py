@@ -169,6 +169,7 @@ def test_only_pipelines_like_the_training_trials_are_recommended() -> None:
     # the least unlike first: one unseen choice (mixup) before an unseen mapping *and* mixup
     both = last.model_copy(update={"augmentation": mixup.augmentation})
     assert model.misses(mixup) == 1 and model.misses(both) == 2
+    assert model.outside(both) == ["intermediate.mapping=last", "augmentation.mixup=0.4"]
     assert [s.pipeline for s in model.rank(meta, [both, mixup], k=2)] == [mixup]
 
 
