@@ -52,6 +52,10 @@ OUT = Path(__file__).resolve().parent.parent / "search" / "priors" / "meta.csv"
 SMALL_GRID = {(loss, inter) for loss in ("ce_only", "kl") for inter in ("none", "hidden_mse", "mi_alpha")}
 
 
+#: the shipped MiniLM teacher's attention head size (384 wide, 12 heads)
+TEACHER_HEAD = 32
+
+
 @dataclass(frozen=True)
 class Variant:
     name: str
@@ -75,7 +79,9 @@ class Variant:
         return 4 if self.small else 5 if self.n_train < 500 else 2
 
     def spec(self, home: Path) -> JobSpec:
-        heads = max(2, self.hidden // 64)
+        # a student made of the teacher's layers keeps its heads (the MiniLM's 12 × 32), as the service's
+        # candidates do (search.candidates); the tiny students' new layers keep the first build's 64 a head
+        heads = self.hidden // (64 if self.small else TEACHER_HEAD)
         student = StudentArch(layers=self.layers, hidden=self.hidden, heads=heads, ffn=4 * self.hidden)
         # the tiny students' layers are new, not the teacher's: a higher rate, more steps
         lr, batch = (1e-3, 16) if self.small else (1e-4, 32)

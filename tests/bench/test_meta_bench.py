@@ -40,7 +40,10 @@ def test_small_variants_run_the_reduced_grid_with_test_scores(tmp_path: Path):
     points = {(p.loss.name, p.intermediate.name) for p in spec.budget.warm_start}
     assert points == SMALL_GRID and len(spec.budget.warm_start) == 12
     assert spec.budget.trials == 12 + 2  # the references at the probed rate run beside the grid
-    assert next(v for v in VARIANTS if not v.small).spec(tmp_path).budget.test_every  # every row test-scored
+    big = next(v for v in VARIANTS if not v.small).spec(tmp_path).budget
+    assert big.test_every  # every row test-scored
+    # a student of the teacher's layers keeps its heads (MiniLM: 12 of 32), as the service's candidates do
+    assert (big.candidates[0].hidden, big.candidates[0].heads) == (384, 12)
 
 
 def test_export_drops_old_rows_scored_on_another_split_than_the_fresh_rows_of_their_task():
