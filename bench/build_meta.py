@@ -1,7 +1,7 @@
 """Build the meta-dataset the recommender ships with: the component grid trained on task variants.
 
     .venv/bin/python -m bench.build_meta [--variants sms_spam/s,trec_questions/m,...] [--out FILE.csv]
-        [--keep-old N] [--export-only]          # default: every shipped variant, written on its own
+        [--keep-old] [--export-only]            # default: every shipped variant, written on its own
 
 Each task variant (a dataset × training-set size × student budget) runs as an ordinary job through the real
 worker (Ray Tune, Optuna, the trial database at ``$AUTODISTILLER_HOME/meta.db``): its fine-tuned teacher,
@@ -11,13 +11,14 @@ trained to the end, then every trial's
 student measured on the task's test split (the budget's ``test_every``). Finished variants are kept, so an
 interrupted build resumes. The completed trials of every finished job in that database are then written to
 ``--out`` in the rows format of ``search.meta_rows`` — ``score`` is the trial's test accuracy and
-``teacher_score`` the teacher's (``score_split`` says ``test``) — after the rows already in ``--out`` that
-this database did not make (``--keep-old``: the first rows; an old row of a task rebuilt here is dropped
-unless it is test-scored too, :func:`merged`). Each row also carries the trial's learning
-curve (``curve``: validation accuracy and seconds an epoch), which ``bench/recommend.py`` replays early
-stopping on. Keeping every old row (``--keep-old`` = their number) and exporting a new build's adds its
-trials as repeats of the same pipelines on the same tasks (another run: the ranker learns from both, the
-benchmark judges a point by its mean test score). That file is the prior knowledge the service loads
+``teacher_score`` the teacher's (``score_split`` says ``test``); with ``--keep-old``, after the rows already
+in ``--out`` that another database made (this database's own rows are written afresh from its jobs as the
+variants are defined now, so a variant rebuilt under a new definition replaces its old rows; an old row of
+a task rebuilt here is dropped unless it is test-scored too, :func:`merged`). Each row also carries the
+trial's learning curve (``curve``: validation accuracy and seconds an epoch), which ``bench/recommend.py``
+replays early stopping on. Another database's build of the same variants adds its trials as repeats of
+the same pipelines on the same tasks (another run: the ranker learns from both, the benchmark judges a
+point by its mean test score). That file is the prior knowledge the service loads
 (``AUTODISTILLER_PRIORS``); ``bench/recommend.py`` replays it as a tabular benchmark.
 
 The small tasks (``bench/meta_data.py``: install ``bench/meta-assets.txt`` first) are sized for 2
@@ -183,13 +184,14 @@ def tested_rows(db: Any, keep: set[str] | None = None) -> list[dict[str, Any]]:
     return out
 
 
-def old_rows(out: Path, n: int) -> list[dict[str, Any]]:
-    """The first ``n`` rows already in ``out`` (earlier builds'), with their ``score`` (a row without one:
-    its validation accuracy)."""
+def old_rows(out: Path, ours: set[str]) -> list[dict[str, Any]]:
+    """The rows already in ``out`` that no job in ``ours`` made (other databases' builds; this database
+    writes its current jobs' rows afresh), with their ``score`` (a row without one: its validation
+    accuracy)."""
     if not out.is_file():
         return []
     with out.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))[:n]
+        rows = [r for r in csv.DictReader(f) if r.get("job_id") not in ours]
     return [{**r, "score": r.get("score") or r["accuracy"],
              "teacher_score": r.get("teacher_score") or r["teacher_accuracy"],
              "score_split": r.get("score_split") or "validation"} for r in rows]  # fmt: skip
@@ -203,10 +205,12 @@ def merged(old: list[dict[str, Any]], fresh: list[dict[str, Any]]) -> list[dict[
     return [r for r in old if bare_task(r["task"]) not in tested or r["score_split"] == "test"] + fresh
 
 
-def export(db: object, out: Path, keep_old: int = 0, keep: set[str] | None = None) -> int:
-    """Write the meta-dataset of the finished jobs in ``keep`` (default all in ``db``), after ``keep_old``
-    rows already in ``out`` (:func:`merged`), to ``out``; returns the number of rows."""
-    rows = merged(old_rows(out, keep_old), tested_rows(db, keep))
+def export(db: Any, out: Path, keep_old: bool = False, keep: set[str] | None = None) -> int:
+    """Write the meta-dataset of the finished jobs in ``keep`` (default all in ``db``) to ``out``; with
+    ``keep_old``, after the rows already there that another database made (:func:`old_rows`,
+    :func:`merged`); returns the number of rows."""
+    ours = {j.id for j in jobs.list_jobs(db, limit=100_000)}
+    rows = merged(old_rows(out, ours) if keep_old else [], tested_rows(db, keep))
     names = list(dict.fromkeys(k for r in rows for k in r)) or ["task"]
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="", encoding="utf-8") as f:
@@ -222,7 +226,7 @@ def main() -> None:
                     help=f"comma-separated, from: {', '.join(v.name for v in VARIANTS)}")  # fmt: skip
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--export-only", action="store_true", help="only write --out from the database")
-    ap.add_argument("--keep-old", type=int, default=0, help="rows of --out to keep (another build's)")
+    ap.add_argument("--keep-old", action="store_true", help="keep the rows of --out another database made")
     args = ap.parse_args()
     settings = Settings.from_env()
     worker = Worker(Settings(home=settings.home, database_url=f"sqlite:///{settings.home / 'meta.db'}"))

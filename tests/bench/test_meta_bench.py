@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.build_meta import SMALL_GRID, VARIANTS, merged
+from bench.build_meta import SMALL_GRID, VARIANTS, merged, old_rows
 from bench.meta_data import POOL, TEST, VAL, splits
 from bench.recommend import Variant, arms, dataset_of, fixed_order, grid_point
 from distill.pipeline import StudentArch, Training
@@ -54,6 +54,16 @@ def test_export_drops_old_rows_scored_on_another_split_than_the_fresh_rows_of_th
     ]
     fresh = [{"task": t, "score_split": "test", "score": 0.8} for t in ("rt#6b380f0b/s", "sms/s")]
     assert merged(old, fresh) == old[1:] + fresh
+
+
+def test_export_keeps_only_the_old_rows_another_database_made(tmp_path: Path):
+    out = tmp_path / "meta.csv"
+    out.write_text("task,job_id,score,accuracy,teacher_accuracy\nrt/s,j1,0.7,0.71,0.8\nsms/s,j2,,0.9,0.95\n")
+    # j1 is this database's: its rows are written afresh (from its jobs as defined now), never kept
+    assert [(r["task"], r["score"], r["score_split"]) for r in old_rows(out, {"j1"})] == [
+        ("sms/s", "0.9", "validation")  # an old row without a score: its validation accuracy
+    ]
+    assert len(old_rows(out, set())) == 2 and old_rows(tmp_path / "none.csv", set()) == []
 
 
 def _rows(task: str, scores: dict, meta: float) -> list[MetaRow]:
