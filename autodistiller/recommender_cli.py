@@ -23,7 +23,7 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
         v.add_argument(
             "--rows", required=True, help="CSV or Parquet of past trials (see search/meta_rows.py)"
         )
-        v.add_argument("--bags", type=int, default=5, help="models bagged over resampled tasks")
+        v.add_argument("--bags", type=int, default=10, help="models, each leaving a fold of the datasets out")
         v.add_argument(
             "--meta", choices=["auto", "use", "ignore"], default="use",
             help="the rows' meta-features (auto: only where leaving datasets out says they help)",

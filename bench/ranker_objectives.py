@@ -44,7 +44,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=Path, default=SHIPPED_PRIORS, help="the meta-dataset (CSV or Parquet)")
     ap.add_argument("--seeds", default="0,100,200,300,400", help="the first bag seeds, comma-separated")
-    ap.add_argument("--bags", type=int, default=5)
+    ap.add_argument("--bags", type=int, default=10)
     args = ap.parse_args()
     rows, seeds = load_meta_rows(args.rows), [int(s) for s in args.seeds.split(",")]
     runs = {(o, s): per_dataset(rows, o, s, args.bags) for o in OBJECTIVES for s in seeds}

@@ -293,7 +293,7 @@ def main() -> None:
     ap.add_argument("--share", type=float, default=0.2, help="a search arm's trials: this share of the grid")
     ap.add_argument("--warm", type=int, default=WARM, help="the ranker's top pipelines trained first")
     ap.add_argument("--seeds", type=int, default=10)
-    ap.add_argument("--bags", type=int, default=5, help="the ranker's bagged models")
+    ap.add_argument("--bags", type=int, default=10, help="the ranker's models (folds of the datasets)")
     ap.add_argument("--meta", choices=["auto", "use", "ignore"], default="use", help="meta-features")
     ap.add_argument("--objective", choices=OBJECTIVES, default=OBJECTIVES[0], help="the ranker's objective")
     ap.add_argument("--bag-seed", type=int, default=0, help="the ranker's first bag seed")

@@ -13,9 +13,12 @@
   an op set, whatever its order), and a component's parameters *missing* (NaN) where the pipeline does not
   use them (seeds are no features: ``search.meta_rows.not_a_choice``); plus the rows' numeric meta-feature
   columns (NaN where missing). Names this installation lacks are features like any other.
-* Model: gradient-boosted trees (native NaN handling, no row subsampling), bagged over bootstrap
-  resamples of the *tasks* (``bags`` models, seeds ``seed`` … ``seed + bags − 1``): the mean is the
-  prediction, the spread its uncertainty. Deterministic for given rows and seed.
+* Model: gradient-boosted trees (native NaN handling, no row subsampling), bagged over folds of the
+  *datasets* (:func:`folds`: ``bags`` models, each leaving one fold out; with no more datasets than
+  ``bags``, one model without each dataset, the same for any seed): the mean is the prediction, the
+  jackknife's standard error its uncertainty. Bootstrap resamples of the tasks made the first pick depend
+  on the bag seed (one-shot regret 1.44 to 2.29 points over three seeds on ``bench/recommend.py``); the
+  folds do not where they are a jackknife (bench/RESULTS.md). Deterministic for given rows and seed.
 * Meta-features (``meta``): ``use`` them (the default), ``ignore`` them, or ``auto``: only where a
   leave-one-dataset-out check on the rows says they help (``search.ranker_eval.meta_helps``; ≥ 4 datasets,
   three bags per fit). With few datasets they can let the trees memorise tasks (with percentile regression
@@ -100,6 +103,21 @@ def bare_task(task: str) -> str:
     return re.sub(r"#[^/]*", "", task, count=1)
 
 
+def folds(tasks: Sequence[str], bags: int, seed: int = 0) -> list[list[int]]:
+    """The tasks (indices into ``tasks``) each bagged model trains on: the datasets (:func:`dataset_of`)
+    shuffled by ``seed`` and dealt to ``min(bags, datasets)`` folds, and every model leaves one fold out;
+    with no more datasets than ``bags``, one model leaves out each dataset (the jackknife: the same for any
+    seed). One bag, or one dataset: every task."""
+    names = sorted({dataset_of(t) for t in tasks})
+    k = min(bags, len(names))
+    if k < 2:
+        return [list(range(len(tasks)))]
+    if len(names) > k:
+        names = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
+    fold = {name: i % k for i, name in enumerate(names)}
+    return [[i for i, t in enumerate(tasks) if fold[dataset_of(t)] != b] for b in range(k)]
+
+
 def percentiles(rows: Sequence[MetaRow]) -> np.ndarray:
     """Each row's percentile within its task (0 worst … 1 best; a lone trial 0.5)."""
     from scipy.stats import rankdata  # loads here: the command line starts without it
@@ -174,7 +192,7 @@ class Ranker:
         cls,
         rows: Sequence[MetaRow],
         *,
-        bags: int = 5,
+        bags: int = 10,
         meta: str = "use",
         objective: str = OBJECTIVES[0],
         seed: int = 0,
@@ -205,11 +223,9 @@ class Ranker:
         for i, r in enumerate(rows):
             by_task[r.task].append(i)
         models = []
-        for bag in range(seed, seed + bags):
-            rng = np.random.default_rng(bag)
-            picked = rng.choice(len(tasks), size=len(tasks), replace=True) if bags > 1 else range(len(tasks))
+        for bag, picked in enumerate(folds(tasks, bags, seed), start=seed):
             idx = np.concatenate([by_task[tasks[t]] for t in picked])
-            sizes = [len(by_task[tasks[t]]) for t in picked]  # a task drawn twice: two queries
+            sizes = [len(by_task[tasks[t]]) for t in picked]
             models.append(_model(objective, x[idx], y[idx], sizes, bag))
         return cls(columns, models, meta_columns, objective)
 
@@ -222,9 +238,10 @@ class Ranker:
     def predict(
         self, pipelines: Sequence[Mapping[str, Any]], meta: Mapping[str, float] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and spread (std over the bags) of the predicted percentile of each pipeline on a task."""
+        """Mean and spread of the predicted percentile of each pipeline on a task: the spread is the
+        delete-a-group jackknife's standard error over the bags (√(k − 1) × their std), 0 with one bag."""
         preds = self._bagged(self.matrix(pipelines, meta))
-        return preds.mean(0), preds.std(0)
+        return preds.mean(0), preds.std(0) * math.sqrt(len(preds) - 1)
 
     def matrix(
         self, pipelines: Sequence[Mapping[str, Any]], meta: Mapping[str, float] | None = None

@@ -45,7 +45,7 @@ def _by_pipeline(rows: Sequence[MetaRow]) -> tuple[list[MetaRow], np.ndarray]:
 def evaluate(
     rows: Sequence[MetaRow],
     *,
-    bags: int = 5,
+    bags: int = 10,
     by_dataset: bool = False,
     meta: str = "use",
     objective: str = OBJECTIVES[0],
@@ -99,7 +99,8 @@ def evaluate(
 def meta_helps(rows: Sequence[MetaRow], bags: int = 3) -> bool:
     """Whether the rows' meta-features improve the first pick on datasets left out: :func:`evaluate` by
     dataset on within-task percentiles (scale-free), ``bags`` per fit (one alone misses task interactions
-    that resampled tasks find); needs ≥ 4 datasets and a strictly lower mean one-shot regret with them."""
+    that folds of the datasets find); needs ≥ 4 datasets and a strictly lower mean one-shot regret with
+    them."""
     if not any(r.meta for r in rows) or len({dataset_of(r.task) for r in rows}) < 4:
         return False
     ranked = [replace(r, score=float(p)) for r, p in zip(rows, percentiles(rows), strict=True)]

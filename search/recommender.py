@@ -116,7 +116,7 @@ class Recommender:
     covered: dict[str, tuple[float, float]] = field(default_factory=dict)  # numeric feature → range
 
     @classmethod
-    def fit(cls, rows: Sequence[MetaRow], *, bags: int = 5) -> Recommender:
+    def fit(cls, rows: Sequence[MetaRow], *, bags: int = 10) -> Recommender:
         """Train on past trials; at least :data:`MIN_ROWS` of 2 tasks (else :class:`RowsError`)."""
         rows = list(rows)
         tasks = sorted({r.task for r in rows})

@@ -23,6 +23,7 @@ from search.ranker import (
     _matrix,
     _OnPercentiles,
     dataset_of,
+    folds,
     percentiles,
     pipeline_vector,
     relevance,
@@ -87,6 +88,20 @@ def test_a_dataset_is_its_name_whatever_the_sample() -> None:
     assert dataset_of("CoLA") == "CoLA"
 
 
+def test_folds_leave_whole_datasets_out_by_hand() -> None:
+    tasks = ["a#f1/250", "a#f2/1000", "b/all", "c/all"]
+    # no more datasets than bags: the jackknife, one model without each dataset, whatever the seed
+    assert folds(tasks, 10) == folds(tasks, 10, seed=9) == [[2, 3], [0, 1, 3], [0, 1, 2]]
+    assert folds(tasks, 1) == [[0, 1, 2, 3]] and folds(["a/x", "a/y"], 5) == [[0, 1]]  # one bag, one dataset
+    # more datasets than bags: each dataset left out by exactly one of the bags, the folds set by the seed
+    many = [f"d{i}/all" for i in range(7)]
+    for seed in (0, 1):
+        kept = folds(many, 3, seed)
+        assert len(kept) == 3 and sorted(len(k) for k in kept) == [4, 5, 5]
+        assert sorted(i for k in kept for i in set(range(7)) - set(k)) == list(range(7))
+    assert folds(many, 3, 0) != folds(many, 3, 1)
+
+
 def test_spearman_by_hand() -> None:
     assert spearman(np.array([1.0, 2.0, 3.0]), np.array([10.0, 30.0, 20.0])) == pytest.approx(0.5)
     # ranks (1, 2, 3) and (1, 3, 2): 1 − 6 × (0 + 1 + 1) / (3 × 8) = 0.5
@@ -148,7 +163,7 @@ def test_bags_are_fixed_by_the_seed() -> None:
     again = Ranker.fit(rows, bags=3).predict(pipelines, {"classes": 2.0})
     other = Ranker.fit(rows, bags=3, seed=7).predict(pipelines, {"classes": 2.0})
     assert np.array_equal(first[0], again[0]) and np.array_equal(first[1], again[1])
-    assert not np.array_equal(first[1], other[1])  # other resamples of the tasks
+    assert not np.array_equal(first[1], other[1])  # other folds of the datasets
 
 
 def test_unknown_components_teach_and_rows_may_lack_meta() -> None:
