@@ -16,16 +16,16 @@
 * Model: gradient-boosted trees (native NaN handling, no row subsampling), bagged over folds of the
   *datasets* (:func:`folds`: ``bags`` models, each leaving one fold out; with no more datasets than
   ``bags``, one model without each dataset, the same for any seed): the mean is the prediction, the
-  jackknife's standard error its uncertainty. Bootstrap resamples of the tasks made the first pick depend
-  on the bag seed (one-shot regret 1.44 to 2.29 points over three seeds on ``bench/recommend.py``); the
-  folds do not where they are a jackknife (bench/RESULTS.md). Deterministic for given rows and seed.
+  jackknife's standard error its uncertainty. Bootstrap resamples of the tasks made the first pick hang
+  on the bag seed (one-shot regret 1.44 to 2.29 points over three seeds on ``bench/recommend.py``; 10
+  folds: 1.63 to 1.69). Deterministic for given rows and seed.
 * Meta-features (``meta``): ``use`` them (the default), ``ignore`` them, or ``auto``: only where a
   leave-one-dataset-out check on the rows says they help (``search.ranker_eval.meta_helps``; ≥ 4 datasets,
   three bags per fit). With few datasets they can let the trees memorise tasks (with percentile regression
   on 7 of the shipped datasets: one-shot regret 1.70 points with them, 1.46 without); on all 12 they help
-  (``recommender evaluate --by-dataset``, 716 rows: LambdaMART 1.26 with them, 2.24 without; percentile
-  1.69 vs 1.90; the best fixed pipeline 2.65); ``auto``, deciding inside every fold, was worse than either
-  on 10 (2.20): bench/RESULTS.md.
+  (``recommender evaluate --by-dataset``, 716 rows: LambdaMART 1.17 with them, 2.45 without; percentile
+  1.82 vs 2.75; the best fixed pipeline 2.67); ``auto``, deciding inside every fold, was worse than
+  ``use`` (1.44): bench/RESULTS.md.
 * Ranking: by predicted percentile; ties (within 1e-9) go to the lower uncertainty, then the cheaper
   pipeline (:func:`cost`).
 * :func:`evaluate`: leave one task out; on the held-out task the pick is made among its measured pipelines;
