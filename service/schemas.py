@@ -199,7 +199,7 @@ class HeldOutRegretOut(BaseModel):
     """The recommender checked on its own rows, one dataset held out at a time: mean points (score units)
     between a held-out task's best pipeline and the one picked."""
 
-    one_shot: float = Field(description="The recommender's first pick.")
+    one_shot: float = Field(description="The recommender's first pick (one model a fit, not its ensemble).")
     top3: float = Field(description="The best of its first three.")
     fixed: float = Field(description="The pipeline that did best on the other tasks, used everywhere.")
     random: float = Field(description="A uniformly random pick (its mean).")

@@ -156,8 +156,8 @@ def predict(
     if held:
         pts = {k: f"{100 * held[k]:.1f}" for k in ("one_shot", "fixed", "random")}
         why += (
-            f"; on {held['tasks']} held-out tasks its first pick was {pts['one_shot']} points below the best "
-            f"(best fixed pipeline: {pts['fixed']}, random: {pts['random']})"
+            f"; on {held['tasks']} held-out tasks its first pick (one model a fit) was {pts['one_shot']} "
+            f"points below the best (best fixed pipeline: {pts['fixed']}, random: {pts['random']})"
         )
     if not best.seen:
         beyond = ", ".join(model.outside(best.pipeline))
