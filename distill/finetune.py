@@ -54,6 +54,7 @@ def finetune_teacher(
 
     log(f"teacher: fine-tuning {base} on {task.name} ({len(task.train)} examples, {cfg.epochs} epochs)")
     labels = task.labels
+    torch.manual_seed(cfg.seed)  # the new classifier head: a function of the recipe, not of what ran before
     model = load_classifier(
         base,
         num_labels=task.num_labels,
