@@ -80,7 +80,8 @@ def _training(pipeline: dict[str, Any]) -> str:
 class Variant:
     """One held-out task variant's grid: point → (validation, test, seconds). The grid was trained with one
     recipe (the rows' most common ``training``); the job's two references ran again with the probed learning
-    rate and the default batch size and are not grid points (they stay among the rows the ranker orders)."""
+    rate and the default batch size and are not grid points: the arms pick among the grid's pipelines
+    (``grid_rows``), while the ranker learns from the references' rows of the other datasets."""
 
     def __init__(self, rows: list[MetaRow], extra: Extra) -> None:
         self.rows = rows
@@ -88,10 +89,10 @@ class Variant:
         #: point → its learning curve, [(validation score, seconds)] an epoch (rows with a ``curve``)
         self.curves: dict[Point, list[tuple[float, float]]] = {}
         recipe = Counter(_training(r.pipeline) for r in rows).most_common(1)[0][0]
+        #: the grid's rows (the references re-run at the probed rate left out): what every arm picks among
+        self.grid_rows = [r for r in rows if _training(r.pipeline) == recipe]
         tests: dict[Point, list[float]] = defaultdict(list)
-        for r in rows:
-            if _training(r.pipeline) != recipe:
-                continue
+        for r in self.grid_rows:
             # a repeated run of a point (another build): the search sees the last run's validation score
             # and curve; the point's test score, the truth it is judged by, is the mean over the runs
             point = grid_point(r.pipeline)
@@ -182,8 +183,9 @@ def arms(
 ) -> dict[str, tuple]:
     """Each arm's (regret in points, seconds spent); search arms get ``share`` of the grid's trials."""
     budget = max(1, int(share * len(v.table)))
-    pipelines = [r.pipeline for r in v.rows]
-    # (a job's references at the probed rate share their grid point with a grid pipeline: counted once)
+    # the ranker orders the grid's pipelines, the ones the table scores: a reference re-run at the probed
+    # rate is another pipeline (another learning rate), and its grid point's score is not its own
+    pipelines = [r.pipeline for r in v.grid_rows]
     ranked = list(dict.fromkeys(grid_point(pipelines[i]) for i in ranker.order(pipelines, v.rows[0].meta)))
     points = list(v.table)
 

@@ -44,6 +44,11 @@ def test_small_variants_run_the_reduced_grid_with_test_scores(tmp_path: Path):
     assert big.test_every  # every row test-scored
     # a student of the teacher's layers keeps its heads (MiniLM: 12 of 32), as the service's candidates do
     assert (big.candidates[0].hidden, big.candidates[0].heads) == (384, 12)
+    (tmp_path / "meta-data" / "vader_amazon.csv").write_text("text,label,split\n")
+    whole = next(v for v in VARIANTS if v.whole_grid and v.dataset == "vader_amazon").spec(tmp_path)
+    # a small task's CSV with the built-in datasets' recipe: the teacher's first layer, all 24 points
+    assert whole.dataset.split_column == "split" and len(whole.budget.warm_start) == 24
+    assert (whole.budget.candidates[0].heads, whole.budget.warm_start[0].training.lr) == (12, 1e-4)
 
 
 def test_export_drops_old_rows_scored_on_another_split_than_the_fresh_rows_of_their_task():
@@ -112,6 +117,26 @@ def test_the_references_at_the_probed_rate_are_not_grid_points():
     ref["training"]["batch_size"] = 64  # the job's vanilla-KD reference: another batch size, the probed lr
     v = Variant([*rows, MetaRow(rows[0].task, ref, 0.95, {"m": 1.0})], {})
     assert v.table[("kl", "none", "none")][1] == 0.8 and v.best == 0.8 and len(v.rows) == len(rows) + 1
+
+
+def test_the_one_shot_pick_is_among_the_grid_pipelines_not_a_reference_at_the_probed_rate():
+    from search.ranker import Ranker
+
+    ref, good = ("kl", "none", "none"), ("kl", "hidden_mse", "eda_swap")
+
+    def task(name: str) -> list[MetaRow]:
+        rows = _rows(name, {ref: 0.1, good: 0.9}, 0.0)
+        probed = json.loads(json.dumps(next(r.pipeline for r in rows if grid_point(r.pipeline) == ref)))
+        probed["training"]["batch_size"] = 64  # the reference at the probed rate: every task's best
+        return [*rows, MetaRow(name, probed, 0.99, {"m": 0.0})]
+
+    train, held = [r for name in "abcdef" for r in task(f"{name}/1")], task("g/1")
+    ranker = Ranker.fit(train, bags=1)
+    assert ranker.order([r.pipeline for r in held])[0] == len(held) - 1  # the ranker's favourite
+    v = Variant(held, {(r.task, r.key): (r.score, 1.0, None) for r in held})
+    res = arms(v, ranker, fixed_order(train), share=0.2, warm=1, seeds=1)
+    # its grid point (the reference at the grid's rate) scored 0.1: picking it would be 80 points of regret
+    assert res["one-shot"][0] == pytest.approx(0.0)
 
 
 def test_the_search_at_a_compute_budget_replays_asha_and_the_budget_cuts_the_trial_in_flight():
