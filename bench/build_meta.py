@@ -24,7 +24,9 @@ point by its mean test score). That file is the prior knowledge the service load
 The small tasks (``bench/meta_data.py``: install ``bench/meta-assets.txt`` first) are sized for 2
 shared CPU cores: 500 training and 300 validation examples, 500 test, 64 tokens, tiny students (``s``: 1
 layer × 128, ``m``: 2 layers × 256) trained 4 epochs (batch 16, lr 1e-3), a MiniLM teacher fine-tuned for 8
-epochs at 64 tokens (lr 1e-4).
+epochs at 64 tokens (lr 1e-4). Two of them (``WHOLE``: ``vader_amazon/minilm``, ``trec_questions/minilm``)
+also run as the built-in datasets do — a student of the teacher's first layer, all 24 points, 4 epochs —
+so a held-out dataset's whole grid is learned from three others, not one (~20 min each).
 """
 
 from __future__ import annotations
@@ -68,16 +70,24 @@ class Variant:
     hidden: int = 384
     teacher_epochs: int | None = None  # the teacher's fine-tuning (default: 8 below 500 examples, else 3)
     teacher_length: int = 64  # the teacher's fine-tuning sequence length
+    #: a small task's CSV trained as the built-in datasets are: a student of the teacher's layers, the 24
+    #: points (a third dataset with the whole grid, so a held-out one is not learned from one other alone)
+    whole_grid: bool = False
+
+    @property
+    def csv(self) -> bool:
+        """A task of bench/meta_data.py (a CSV with its own test split)."""
+        return self.dataset in TASKS
 
     @property
     def small(self) -> bool:
-        """One of the small tasks (a CSV of bench/meta_data.py with its own test split)."""
-        return self.dataset in TASKS
+        """One of the small tasks' tiny-student variants (12 of the grid's points)."""
+        return self.csv and not self.whole_grid
 
     @property
     def epochs(self) -> int:
         """Student epochs: more on small data, so every variant trains for a similar number of steps."""
-        return 4 if self.small else 5 if self.n_train < 500 else 2
+        return 4 if self.csv else 5 if self.n_train < 500 else 2
 
     def spec(self, home: Path) -> JobSpec:
         # a student made of the teacher's layers keeps its heads (the MiniLM's 12 × 32), as the service's
@@ -88,7 +98,7 @@ class Variant:
         lr, batch = (1e-3, 16) if self.small else (1e-4, 32)
         training = Training(lr=lr, epochs=self.epochs, batch_size=batch, max_length=64, seed=0)
         pipelines = [p for k, p in grid(student, training).items() if not self.small or k[:2] in SMALL_GRID]
-        if self.small:
+        if self.csv:
             pair = "text_pair" if self.dataset == "topic_pairs" else None
             dataset = DatasetRef(
                 source=str(task_csv(self.dataset, home)), name=self.dataset, split_column="split",
@@ -111,22 +121,33 @@ class Variant:
         )  # fmt: skip
 
 
-VARIANTS = [
-    Variant(f"{short}{n}{size}", dataset, n, n_val, layers, budget)
-    for n in (250, 1000)
-    for short, dataset, n_val in (("rt", "rotten_tomatoes", 500), ("bbc", "bbc_news", 400))
-    for size, layers, budget in (("s", 1, 14_000_000), ("l", 3, 18_000_000))
-] + [
-    # the teacher: 8 epochs at 64 tokens (2 at 32 left TREC's at 0.53 validation, below its students)
-    Variant(f"{task}/{size}", task, 500, 300, layers, budget, hidden, teacher_epochs=8)
-    for task in TASKS
-    for size, layers, hidden, budget in (("s", 1, 128, 5_000_000), ("m", 2, 256, 10_000_000))
-]
+VARIANTS = (
+    [
+        Variant(f"{short}{n}{size}", dataset, n, n_val, layers, budget)
+        for n in (250, 1000)
+        for short, dataset, n_val in (("rt", "rotten_tomatoes", 500), ("bbc", "bbc_news", 400))
+        for size, layers, budget in (("s", 1, 14_000_000), ("l", 3, 18_000_000))
+    ]
+    + [
+        # the teacher: 8 epochs at 64 tokens (2 at 32 left TREC's at 0.53 validation, below its students)
+        Variant(f"{task}/{size}", task, 500, 300, layers, budget, hidden, teacher_epochs=8)
+        for task in TASKS
+        for size, layers, hidden, budget in (("s", 1, 128, 5_000_000), ("m", 2, 256, 10_000_000))
+    ]
+    + [
+        # the MiniLM's first layer (12 heads × 32), the whole grid, on small tasks with headroom: a sentiment
+        # task beside Rotten Tomatoes and a question-type one
+        Variant(f"{task}/minilm", task, 500, 300, 1, 14_000_000, teacher_epochs=8, whole_grid=True)
+        for task in ("vader_amazon", "trec_questions")
+    ]
+)
 
 
 #: The Rotten Tomatoes / BBC News variants of the shipped ``search/priors/meta.csv`` (10–20 min each on the 2
 #: cores; the 1,000-example 3-layer ones take ~25 min and are not shipped).
 SHIPPED = ["rt250s", "rt250l", "bbc250s", "bbc1000s", "rt1000s", "bbc250l"]
+#: The small tasks' variants with the whole grid and the teacher's first layer (bench/meta_data.py's CSVs)
+WHOLE = [v.name for v in VARIANTS if v.whole_grid]
 #: The small tasks, every dataset's 1×128 variant first (then 2×256).
 SMALL = sorted(
     (v.name for v in VARIANTS if v.small),
@@ -222,7 +243,7 @@ def export(db: Any, out: Path, keep_old: bool = False, keep: set[str] | None = N
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--variants", default=",".join(SHIPPED + SMALL),
+    ap.add_argument("--variants", default=",".join(SHIPPED + SMALL + WHOLE),
                     help=f"comma-separated, from: {', '.join(v.name for v in VARIANTS)}")  # fmt: skip
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--export-only", action="store_true", help="only write --out from the database")
