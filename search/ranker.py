@@ -18,7 +18,8 @@
   ``bags``, one model without each dataset, the same for any seed): the mean is the prediction, the
   jackknife's standard error its uncertainty. Bootstrap resamples of the tasks made the first pick hang
   on the bag seed (one-shot regret 1.44 to 2.29 points over three seeds on ``bench/recommend.py``; 10
-  folds: 1.63 to 1.69). Deterministic for given rows and seed.
+  folds: 1.63 to 1.69; 1.47 on every seed once the bench's arms picked among the grid's pipelines only).
+  Deterministic for given rows and seed.
 * Meta-features (``meta``): ``use`` them (the default), ``ignore`` them, or ``auto``: only where a
   leave-one-dataset-out check on the rows says they help (``search.ranker_eval.meta_helps``; ≥ 4 datasets,
   three bags per fit). With few datasets they can let the trees memorise tasks (with percentile regression
