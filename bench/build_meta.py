@@ -24,7 +24,7 @@ point by its mean test score). That file is the prior knowledge the service load
 The small tasks (``bench/meta_data.py``: install ``bench/meta-assets.txt`` first) are sized for 2
 shared CPU cores: 500 training and 300 validation examples, 500 test, 64 tokens, tiny students (``s``: 1
 layer × 128, ``m``: 2 layers × 256) trained 4 epochs (batch 16, lr 1e-3), a MiniLM teacher fine-tuned for 8
-epochs at 64 tokens (lr 1e-4). Two of them can also run as the built-in datasets do (``WHOLE``:
+epochs at 64 tokens (lr 1e-4). Two of them can also run as the built-in datasets do (``Variant.whole_grid``:
 ``--variants vader_amazon/minilm,trec_questions/minilm``; a student of the teacher's first layer, all 24
 points, 4 epochs; 11–20 min each). Built and measured, they are not shipped: with their 52 rows the
 leave-one-dataset-out checks got worse on every bag seed (bench/RESULTS.md).
@@ -147,8 +147,6 @@ VARIANTS = (
 #: The Rotten Tomatoes / BBC News variants of the shipped ``search/priors/meta.csv`` (10–20 min each on the 2
 #: cores; the 1,000-example 3-layer ones take ~25 min and are not shipped).
 SHIPPED = ["rt250s", "rt250l", "bbc250s", "bbc1000s", "rt1000s", "bbc250l"]
-#: The small tasks' variants with the whole grid and the teacher's first layer (bench/meta_data.py's CSVs)
-WHOLE = [v.name for v in VARIANTS if v.whole_grid]
 #: The small tasks, every dataset's 1×128 variant first (then 2×256).
 SMALL = sorted(
     (v.name for v in VARIANTS if v.small),
